@@ -1,0 +1,138 @@
+"""A client of Ollama's native API. It takes its `httpx.AsyncClient`, so a warm function reuses
+one connection pool and tests can hand it any transport.
+
+Transport failures and Ollama's `{"error": "..."}` answers become `GatewayError`s here, the one
+place that knows what they mean.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from simpleai.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+
+
+class OllamaClient:
+    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
+        self._http = http
+        self.base_url = base_url.rstrip("/")
+
+    async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        """POST /api/chat with `stream: false`; the answer object."""
+        response = await self._send("POST", "/api/chat", json={**request, "stream": False})
+        return _json_object(response)
+
+    async def chat_stream(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """POST /api/chat with `stream: true`; yields each NDJSON object as it arrives.
+
+        Errors before the first line raise as usual; an `{"error": ...}` line mid-stream raises
+        `UpstreamError`.
+        """
+        http_request = self._http.build_request(
+            "POST", self.base_url + "/api/chat", json={**request, "stream": True}
+        )
+        response = await self._send_request(http_request, stream=True)
+        try:
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                item = _parse_line(line)
+                if "error" in item:
+                    raise UpstreamError(f"Ollama failed mid-stream: {item['error']}")
+                yield item
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeoutError("Ollama stopped answering mid-stream.") from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError("The connection to Ollama broke mid-stream.") from exc
+        finally:
+            await response.aclose()
+
+    async def tags(self) -> dict[str, Any]:
+        return _json_object(await self._send("GET", "/api/tags"))
+
+    async def version(self) -> dict[str, Any]:
+        return _json_object(await self._send("GET", "/api/version"))
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        request = self._http.build_request(method, self.base_url + path, **kwargs)
+        return await self._send_request(request, stream=False)
+
+    async def _send_request(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        try:
+            response = await self._http.send(request, stream=stream)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeoutError(
+                f"Ollama at {self.base_url} did not answer in time."
+            ) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(
+                f"Ollama at {self.base_url} cannot be reached: {type(exc).__name__}."
+            ) from exc
+        if response.status_code >= 400:
+            if stream:
+                await response.aread()
+                await response.aclose()
+            raise _status_error(response, request)
+        return response
+
+
+def _status_error(response: httpx.Response, request: httpx.Request) -> GatewayError:
+    message = _upstream_message(response)
+    if response.status_code == 404:
+        model = _requested_model(request)
+        text = f"The model '{model}' does not exist." if model else f"Ollama: {message}"
+        return NotFoundError(text, param="model" if model else None, code="model_not_found")
+    if response.status_code == 400:
+        return InvalidRequestError(f"Ollama rejected the request: {message}")
+    return UpstreamError(f"Ollama answered {response.status_code}: {message}")
+
+
+def _upstream_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return response.text[:200]
+
+
+def _requested_model(request: httpx.Request) -> str | None:
+    try:
+        body = json.loads(request.content or b"{}")
+    except ValueError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise UpstreamError("Ollama returned a body that is not JSON.") from exc
+    if not isinstance(body, dict):
+        raise UpstreamError("Ollama returned JSON that is not an object.")
+    if "error" in body:
+        raise UpstreamError(f"Ollama failed: {body['error']}")
+    return body
+
+
+def _parse_line(line: str) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        raise UpstreamError("Ollama streamed a line that is not JSON.") from exc
+    if not isinstance(item, dict):
+        raise UpstreamError("Ollama streamed JSON that is not an object.")
+    return item

@@ -1,0 +1,127 @@
+"""The gateway's long-lived objects, built lazily and kept at module scope so a warm function
+reuses them (Mangum runs the ASGI lifespan on every invocation, so nothing is built at startup).
+
+Settings and the JWKS cache are shared by the whole process. The Ollama HTTP pool and the audit
+database connection belong to one thread and its event loop: a Lambda has one, the local API has
+one per worker (as `sam local` has one container per concurrent request).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import httpx
+
+from simpleai import __version__
+from simpleai.audit import AuditStore
+from simpleai.audit.sqlite import SqliteAuditStore
+from simpleai.auth import JwksCache, TokenVerifier
+from simpleai.observability import logger
+from simpleai.ollama import OllamaClient
+from simpleai.settings import Settings
+
+USER_AGENT = f"simpleai-gateway/{__version__}"
+
+
+@dataclass
+class Components:
+    settings: Settings
+    verifier: TokenVerifier
+    jwks: JwksCache
+    ollama: OllamaClient
+    audit: AuditStore
+    generation: int
+
+
+_lock = threading.Lock()
+_settings: Settings | None = None
+_jwks: JwksCache | None = None
+_generation = 0
+_local = threading.local()
+
+
+def configure(settings: Settings | None) -> None:
+    """Use `settings` from now on (None: read the environment on next use); drops built objects."""
+    global _settings, _jwks, _generation
+    with _lock:
+        _settings = settings
+        _jwks = None
+        _generation += 1
+    if settings is not None:
+        logger.setLevel(settings.log_level)
+
+
+def settings() -> Settings:
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = Settings.from_env()
+            logger.setLevel(_settings.log_level)
+        return _settings
+
+
+def components() -> Components:
+    """This thread's components, built on first use and rebuilt after `configure`."""
+    current: Components | None = getattr(_local, "components", None)
+    if current is not None and current.generation == _generation:
+        return current
+    if current is not None:
+        current.audit.close()
+    built = _build(settings())
+    _local.components = built
+    return built
+
+
+def _build(config: Settings) -> Components:
+    jwks = _shared_jwks(config)
+    verifier = TokenVerifier(
+        jwks,
+        issuer=config.oidc_issuer,
+        audience=config.oidc_audience,
+        leeway=config.oidc_leeway_seconds,
+    )
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            config.ollama_timeout_seconds, connect=config.ollama_connect_timeout_seconds
+        ),
+        headers={"User-Agent": USER_AGENT, **config.ollama_headers},
+        limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60),
+    )
+    audit = SqliteAuditStore.open(config.database_path, journal_mode=config.audit_journal_mode)
+    return Components(
+        settings=config,
+        verifier=verifier,
+        jwks=jwks,
+        ollama=OllamaClient(http, config.ollama_base_url),
+        audit=audit,
+        generation=_generation,
+    )
+
+
+def _shared_jwks(config: Settings) -> JwksCache:
+    global _jwks
+    with _lock:
+        if _jwks is None:
+            _jwks = JwksCache(
+                JsonFetcher(httpx.Client(timeout=5.0, headers={"User-Agent": USER_AGENT})),
+                issuer=config.oidc_issuer,
+                jwks_url=config.oidc_jwks_url,
+                ttl=config.oidc_jwks_ttl_seconds,
+            )
+        return _jwks
+
+
+class JsonFetcher:
+    """GETs JSON documents (the OIDC discovery document, the JWKS) with one pooled client."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def __call__(self, url: str) -> object:
+        try:
+            response = self._http.get(url)
+            response.raise_for_status()
+            return response.json()
+        except httpx.HTTPError as exc:
+            raise OSError(f"GET {url} failed: {type(exc).__name__}") from exc

@@ -1,0 +1,436 @@
+"""What every function's FastAPI app shares: the audit middleware, the one error renderer, the
+authentication dependency and the Lambda entry point.
+
+The audit middleware sits outside the routes: whatever a route does (answers, raises, crashes)
+the middleware sees the response, writes the audit record and only then lets the response leave.
+Streamed responses pass through chunk by chunk and are recorded before their last chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from simpleai import __version__, runtime
+from simpleai.audit.records import AuditRecord
+from simpleai.auth import Identity
+from simpleai.errors import (
+    AuditUnavailableError,
+    AuthenticationError,
+    GatewayError,
+    InternalError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    error_body,
+)
+from simpleai.observability import log_access, logger
+from simpleai.settings import SettingsError
+
+
+@dataclass
+class Exchange:
+    """What the routes learn about one request, for its audit record and access log line."""
+
+    request_id: str
+    method: str
+    path: str
+    client_ip: str | None
+    user_agent: str | None
+    started: float = field(default_factory=time.perf_counter)
+    identity: Identity | None = None
+    model: str | None = None
+    stream: bool = False
+    tokens_prompt: int | None = None
+    tokens_completion: int | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    upstream_latency_ms: float | None = None
+    request_json: Any = None
+    response_text: str | None = None
+    """Set by a route whose body the middleware cannot read whole (an assembled stream)."""
+
+    @classmethod
+    def begin(cls, scope: Scope) -> Exchange:
+        event = scope.get("aws.event") or {}
+        context = event.get("requestContext") or {}
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope.get("headers", [])
+        }
+        client = scope.get("client")
+        return cls(
+            request_id=context.get("requestId") or str(uuid.uuid4()),
+            method=scope["method"],
+            path=scope["path"],
+            client_ip=(context.get("http") or {}).get("sourceIp")
+            or (client[0] if client else None),
+            user_agent=headers.get("user-agent"),
+        )
+
+
+def exchange_of(request: Request) -> Exchange:
+    exchange: Exchange = request.scope["state"]["exchange"]
+    return exchange
+
+
+async def authenticated(request: Request) -> Identity:
+    """FastAPI dependency: the caller's verified identity, or a 401/403/503."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise AuthenticationError("Send exactly one Authorization header.", code="invalid_request")
+    identity = runtime.components().verifier.verify(values[0] if values else None)
+    exchange_of(request).identity = identity
+    return identity
+
+
+Caller = Annotated[Identity, Depends(authenticated)]
+"""A route parameter of this type requires and receives the caller's verified identity."""
+
+
+async def read_json(request: Request) -> Any:
+    """The request body parsed as JSON, or a 400 saying why not."""
+    body = await request.body()
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            "The request body is not valid JSON." if body else "The request body is empty."
+        ) from exc
+    exchange_of(request).request_json = parsed
+    return parsed
+
+
+def create_app(title: str) -> FastAPI:
+    """A FastAPI app with the gateway's error rendering, CORS and audit middleware."""
+    app = FastAPI(title=title, version=__version__, openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_exception_handler(GatewayError, _render_gateway_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _render_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _render_validation_error)  # type: ignore[arg-type]
+    app.add_middleware(CorsFromSettings)
+    app.add_middleware(AuditMiddleware)
+    return app
+
+
+def lambda_handler(
+    asgi_handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Wrap a Mangum handler with Powertools' Lambda context and correlation id."""
+
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+    )
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return asgi_handler(event, context)
+
+    return handler
+
+
+def error_response(error: GatewayError, request: Request | None = None) -> JSONResponse:
+    headers = dict(error.headers)
+    if isinstance(error, AuthenticationError | PermissionDeniedError):
+        headers.setdefault("WWW-Authenticate", _www_authenticate(error))
+    if request is not None:
+        exchange_of(request).error_type = error.type
+    return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
+
+
+def _www_authenticate(error: GatewayError) -> str:
+    """RFC 6750 section 3; a request that carried no token gets no error code."""
+    realm = 'Bearer realm="simpleai-gateway"'
+    if error.code == "invalid_request" and "Missing" in error.message:
+        return realm
+    description = error.message.replace('"', "'")
+    return f'{realm}, error="{error.code}", error_description="{description}"'
+
+
+async def _render_gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+    return error_response(exc, request)
+
+
+async def _render_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 404:
+        error: GatewayError = NotFoundError(f"No route for {request.method} {request.url.path}.")
+    elif exc.status_code == 405:
+        error = InvalidRequestError(
+            f"Method {request.method} is not allowed here.", code="method_not_allowed"
+        )
+        error.status = 405  # type: ignore[misc]
+    else:
+        error = InvalidRequestError(str(exc.detail))
+        error.status = exc.status_code  # type: ignore[misc]
+    return error_response(error, request)
+
+
+async def _render_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    param = ".".join(str(part) for part in first.get("loc", ())[1:]) or None
+    return error_response(
+        InvalidRequestError(
+            f"Invalid request: {first.get('msg', 'malformed input')}.", param=param
+        ),
+        request,
+    )
+
+
+class CorsFromSettings:
+    """CORS from `CORS_ORIGINS`, decided on first request (settings are read lazily)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._wrapped: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._wrapped is None:
+            try:
+                origins = runtime.settings().cors_origins
+            except SettingsError:
+                origins = ()
+            self._wrapped = (
+                CORSMiddleware(
+                    self.app,
+                    allow_origins=list(origins),
+                    allow_methods=["GET", "POST"],
+                    allow_headers=["Authorization", "Content-Type"],
+                    expose_headers=["X-Request-ID"],
+                )
+                if origins
+                else self.app
+            )
+        await self._wrapped(scope, receive, send)
+
+
+class AuditMiddleware:
+    """Writes one audit record per HTTP request before the response (or its last chunk) leaves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = Exchange.begin(scope)
+        scope.setdefault("state", {})["exchange"] = exchange
+        # The whole body is read here, so that it is audited even when a route refuses the
+        # request before reading it; the app then receives it from memory.
+        body = await _read_body(receive)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        responder = _Responder(send, exchange, body)
+        try:
+            await self.app(scope, replay, responder.send)
+        except Exception:
+            logger.exception("unhandled error", extra={"request_id": exchange.request_id})
+            await responder.fail(
+                InternalError(
+                    f"The gateway failed to handle the request (request id {exchange.request_id})."
+                )
+            )
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+class _Responder:
+    """Holds back a buffered response until its audit record is written."""
+
+    def __init__(self, send: Send, exchange: Exchange, request_body: bytes) -> None:
+        self._send = send
+        self._exchange = exchange
+        self._request_body = request_body
+        self._start: Message | None = None
+        self._chunks: list[bytes] = []
+        self._streaming = False
+        self._started = False
+        self._done = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            headers.append((b"x-request-id", self._exchange.request_id.encode()))
+            self._start = {**message, "headers": headers}
+            self._streaming = any(
+                key == b"content-type" and value.startswith(b"text/event-stream")
+                for key, value in headers
+            )
+            if self._streaming:
+                self._started = True
+                await self._send(self._start)
+            return
+        if message["type"] != "http.response.body":
+            await self._send(message)
+            return
+        self._chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            if self._streaming:
+                await self._send(message)
+            return
+        await self._finish(message)
+
+    async def fail(self, error: GatewayError) -> None:
+        """The app raised: answer with `error` unless a streamed answer already began."""
+        if self._done:
+            return
+        self._exchange.error_type = error.type
+        if self._started:
+            self._chunks.append(b"")
+            await self._finish({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        self._chunks = [json.dumps(error.to_body()).encode()]
+        self._start = {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"x-request-id", self._exchange.request_id.encode()),
+            ],
+        }
+        await self._finish({"type": "http.response.body", "body": self._chunks[0]})
+
+    async def _finish(self, last: Message) -> None:
+        assert self._start is not None
+        status = int(self._start["status"])
+        try:
+            self._write_audit(status)
+        except GatewayError as exc:
+            logger.error(
+                "audit write failed",
+                extra={"request_id": self._exchange.request_id, "error": exc.message},
+            )
+            if self._streaming or not _fail_open():
+                await self._refuse(
+                    exc
+                    if isinstance(exc, AuditUnavailableError)
+                    else AuditUnavailableError(exc.message)
+                )
+                return
+        self._done = True
+        if not self._started:
+            self._started = True
+            await self._send(self._start)
+            await self._send({"type": "http.response.body", "body": b"".join(self._chunks)})
+        else:
+            await self._send(last)
+        self._log(status)
+
+    async def _refuse(self, error: GatewayError) -> None:
+        self._done = True
+        self._exchange.error_type = error.type
+        if self._started:  # a stream already began: end it with an error event
+            frame = b"event: error\ndata: " + json.dumps(error.to_body()).encode() + b"\n\n"
+            await self._send({"type": "http.response.body", "body": frame})
+        else:
+            self._started = True
+            await self._send(
+                {
+                    "type": "http.response.start",
+                    "status": error.status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"x-request-id", self._exchange.request_id.encode()),
+                    ],
+                }
+            )
+            await self._send(
+                {"type": "http.response.body", "body": json.dumps(error.to_body()).encode()}
+            )
+        self._log(error.status)
+
+    def _write_audit(self, status: int) -> None:
+        exchange = self._exchange
+        try:
+            components = runtime.components()
+        except SettingsError as exc:
+            raise AuditUnavailableError(f"The gateway is misconfigured: {exc}") from exc
+        limit = components.settings.audit_max_body_bytes
+        response = exchange.response_text
+        if response is None:
+            response = b"".join(self._chunks).decode("utf-8", "replace")
+        truncated = len(response) > limit
+        identity = exchange.identity
+        components.audit.record(
+            AuditRecord(
+                request_path=exchange.path,
+                method=exchange.method,
+                response_status=status,
+                request_id=exchange.request_id,
+                user_id=identity.subject if identity else None,
+                user_email=identity.email if identity else None,
+                client_id=identity.client_id if identity else None,
+                client_ip=exchange.client_ip,
+                user_agent=exchange.user_agent,
+                request_body=self._request_body.decode("utf-8", "replace") or None,
+                response_body=response[:limit] if truncated else response,
+                response_truncated=truncated,
+                latency_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
+                upstream_latency_ms=exchange.upstream_latency_ms,
+                model_used=exchange.model,
+                tokens_prompt=exchange.tokens_prompt,
+                tokens_completion=exchange.tokens_completion,
+                stream=exchange.stream,
+                finish_reason=exchange.finish_reason,
+                error_type=exchange.error_type,
+            )
+        )
+
+    def _log(self, status: int) -> None:
+        exchange = self._exchange
+        log_access(
+            request_id=exchange.request_id,
+            method=exchange.method,
+            path=exchange.path,
+            status=status,
+            user=exchange.identity.subject if exchange.identity else None,
+            model=exchange.model,
+            latency_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
+            tokens_prompt=exchange.tokens_prompt,
+            tokens_completion=exchange.tokens_completion,
+            error_type=exchange.error_type,
+        )
+
+
+def _fail_open() -> bool:
+    try:
+        return runtime.settings().audit_fail_open
+    except SettingsError:
+        return False
+
+
+__all__ = [
+    "Caller",
+    "Exchange",
+    "authenticated",
+    "create_app",
+    "error_body",
+    "lambda_handler",
+    "read_json",
+]
