@@ -4,6 +4,7 @@ VENV := .venv
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: install run test lint typecheck pytest sam-validate bench clean
 

@@ -46,10 +46,13 @@ def oidc() -> Iterator[Provider]:
 
 @pytest.fixture(scope="session")
 def token(oidc: Provider) -> Callable[..., str]:
-    """`token("alice")`: a fresh ID token for the gateway's audience."""
+    """`token("alice")`: an ID token for the gateway's audience (one per user, valid an hour)."""
+    issued: dict[tuple[str, str], str] = {}
 
     def make(sub: str = "alice", client_id: str = AUDIENCE) -> str:
-        return oidc.id_token(sub, client_id=client_id)
+        if (sub, client_id) not in issued:
+            issued[sub, client_id] = oidc.id_token(sub, client_id=client_id)
+        return issued[sub, client_id]
 
     return make
 

@@ -9,6 +9,7 @@ Streamed responses pass through chunk by chunk and are recorded before their las
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -34,10 +35,11 @@ from simpleai.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RequestTooLargeError,
     error_body,
 )
-from simpleai.observability import log_access, logger
-from simpleai.settings import SettingsError
+from simpleai.observability import emit_request_metrics, log_access, logger
+from simpleai.settings import Settings, SettingsError
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Exchange:
     path: str
     client_ip: str | None
     user_agent: str | None
+    function: str = "local"
     started: float = field(default_factory=time.perf_counter)
     identity: Identity | None = None
     model: str | None = None
@@ -71,7 +74,10 @@ class Exchange:
             for key, value in scope.get("headers", [])
         }
         client = scope.get("client")
+        lambda_context = scope.get("aws.context")
         return cls(
+            function=getattr(lambda_context, "function_name", None)
+            or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
             request_id=context.get("requestId") or str(uuid.uuid4()),
             method=scope["method"],
             path=scope["path"],
@@ -105,7 +111,7 @@ async def read_json(request: Request) -> Any:
     body = await request.body()
     try:
         parsed = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidRequestError(
             "The request body is not valid JSON." if body else "The request body is empty."
         ) from exc
@@ -226,7 +232,14 @@ class AuditMiddleware:
         scope.setdefault("state", {})["exchange"] = exchange
         # The whole body is read here, so that it is audited even when a route refuses the
         # request before reading it; the app then receives it from memory.
-        body = await _read_body(receive)
+        limit = _max_request_bytes()
+        body = await _read_body(scope, receive, limit)
+        if body is None:
+            responder = _Responder(send, exchange, f"<request body over {limit} bytes>".encode())
+            await responder.fail(
+                RequestTooLargeError(f"The request body is larger than {limit} bytes.")
+            )
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -248,13 +261,22 @@ class AuditMiddleware:
             )
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed `limit` bytes."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            return None
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
@@ -275,8 +297,7 @@ class _Responder:
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = list(message.get("headers", []))
-            headers.append((b"x-request-id", self._exchange.request_id.encode()))
+            headers = [*message.get("headers", []), *self._common_headers()]
             self._start = {**message, "headers": headers}
             self._streaming = any(
                 key == b"content-type" and value.startswith(b"text/event-stream")
@@ -296,6 +317,14 @@ class _Responder:
             return
         await self._finish(message)
 
+    def _common_headers(self) -> list[tuple[bytes, bytes]]:
+        """On every answer: the request id, and no caching or sniffing of what may be private."""
+        return [
+            (b"x-request-id", self._exchange.request_id.encode()),
+            (b"cache-control", b"no-store"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+
     async def fail(self, error: GatewayError) -> None:
         """The app raised: answer with `error` unless a streamed answer already began."""
         if self._done:
@@ -306,15 +335,16 @@ class _Responder:
             await self._finish({"type": "http.response.body", "body": b"", "more_body": False})
             return
         self._chunks = [json.dumps(error.to_body()).encode()]
-        self._start = {
+        self._start = self._error_start(error)
+        await self._finish({"type": "http.response.body", "body": self._chunks[0]})
+
+    def _error_start(self, error: GatewayError) -> Message:
+        extra = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+        return {
             "type": "http.response.start",
             "status": error.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"x-request-id", self._exchange.request_id.encode()),
-            ],
+            "headers": [(b"content-type", b"application/json"), *self._common_headers(), *extra],
         }
-        await self._finish({"type": "http.response.body", "body": self._chunks[0]})
 
     async def _finish(self, last: Message) -> None:
         assert self._start is not None
@@ -350,16 +380,7 @@ class _Responder:
             await self._send({"type": "http.response.body", "body": frame})
         else:
             self._started = True
-            await self._send(
-                {
-                    "type": "http.response.start",
-                    "status": error.status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"x-request-id", self._exchange.request_id.encode()),
-                    ],
-                }
-            )
+            await self._send(self._error_start(error))
             await self._send(
                 {"type": "http.response.body", "body": json.dumps(error.to_body()).encode()}
             )
@@ -404,6 +425,7 @@ class _Responder:
 
     def _log(self, status: int) -> None:
         exchange = self._exchange
+        latency_ms = round((time.perf_counter() - exchange.started) * 1000, 3)
         log_access(
             request_id=exchange.request_id,
             method=exchange.method,
@@ -411,11 +433,29 @@ class _Responder:
             status=status,
             user=exchange.identity.subject if exchange.identity else None,
             model=exchange.model,
-            latency_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
+            latency_ms=latency_ms,
+            upstream_latency_ms=exchange.upstream_latency_ms,
             tokens_prompt=exchange.tokens_prompt,
             tokens_completion=exchange.tokens_completion,
             error_type=exchange.error_type,
         )
+        emit_request_metrics(
+            function=exchange.function,
+            status=status,
+            latency_ms=latency_ms,
+            model=exchange.model,
+            error_type=exchange.error_type,
+            upstream_latency_ms=exchange.upstream_latency_ms,
+            tokens_prompt=exchange.tokens_prompt,
+            tokens_completion=exchange.tokens_completion,
+        )
+
+
+def _max_request_bytes() -> int:
+    try:
+        return runtime.settings().max_request_bytes
+    except SettingsError:
+        return Settings.max_request_bytes
 
 
 def _fail_open() -> bool:
