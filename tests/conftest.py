@@ -128,6 +128,7 @@ def invoke(gateway: Settings, token: Callable[..., str]) -> Iterator[Callable[..
         body: Any = None,
         raw_body: str | None = None,
         headers: dict[str, str] | None = None,
+        timeout_seconds: int = 30,
     ) -> dict[str, Any]:
         event = copy.deepcopy(load_event(event_name))
         if event["headers"].get("authorization") == PLACEHOLDER:
@@ -143,7 +144,7 @@ def invoke(gateway: Settings, token: Callable[..., str]) -> Iterator[Callable[..
         logical_id = {"chat": "ChatFunction", "health": "HealthFunction"}.get(function, function)
         handler = api._handler(logical_id)
         context = LambdaContext(
-            function_name=logical_id, memory_limit_in_mb=512, timeout_seconds=30
+            function_name=logical_id, memory_limit_in_mb=512, timeout_seconds=timeout_seconds
         )
         result: dict[str, Any] = handler(event, context)
         return result

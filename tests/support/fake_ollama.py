@@ -66,6 +66,7 @@ class FakeOllama:
         )
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
         self.script: deque[Reply | Fault] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -78,7 +79,9 @@ class FakeOllama:
         return f"http://{host}:{port}"
 
     def start(self) -> FakeOllama:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -147,6 +150,7 @@ class _OllamaHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.ollama.paths.append(self.path)
+        self.ollama.headers.append(dict(self.headers.items()))
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         try:

@@ -20,8 +20,17 @@ async def deep(parts: Components) -> tuple[bool, dict[str, Any]]:
     """Run every check; (all passed, the report)."""
 
     async def ollama() -> dict[str, Any]:
-        version = await parts.ollama.version()
-        return {"url": parts.ollama.base_url, "version": version.get("version")}
+        breaker = parts.breaker.snapshot()
+        try:
+            version = await parts.ollama.version()
+        except GatewayError as exc:
+            return {
+                "ok": False,
+                "url": parts.ollama.base_url,
+                "error": exc.message,
+                "breaker": breaker,
+            }
+        return {"url": parts.ollama.base_url, "version": version.get("version"), "breaker": breaker}
 
     async def audit() -> dict[str, Any]:
         parts.audit.check_writable()
@@ -41,11 +50,9 @@ async def deep(parts: Components) -> tuple[bool, dict[str, Any]]:
 async def _run(check: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        detail = await check()
+        detail = {"ok": True, **await check()}
     except GatewayError as exc:
         detail = {"ok": False, "error": exc.message}
     except Exception as exc:  # a health check reports failures, it never raises them
         detail = {"ok": False, "error": type(exc).__name__}
-    else:
-        detail = {"ok": True, **detail}
     return {**detail, "latency_ms": round((time.perf_counter() - started) * 1000, 3)}

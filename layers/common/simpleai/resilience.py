@@ -8,12 +8,19 @@ cool-down. Both take their clock and random source, so tests drive them without 
 
 from __future__ import annotations
 
+import asyncio
+import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
+
+import httpx
+
+from simpleai.errors import UpstreamUnavailableError
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -105,3 +112,84 @@ class CircuitBreaker:
     def snapshot(self) -> dict[str, object]:
         with self._lock:
             return {"state": self._state(), "consecutive_failures": self._failures}
+
+
+request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+"""`time.monotonic()` by which the current request must be answered (from the Lambda context)."""
+
+
+class ResilientTransport(httpx.AsyncBaseTransport):
+    """Wraps the transport to Ollama: retries what is safe, honours the deadline, trips a breaker.
+
+    Retried: a connection that could not be made (nothing was sent) and Ollama's 503 (busy).
+    Never retried: anything after the request reached Ollama, because a generation may be
+    under way. Each attempt's timeouts are cut to the time the request has left.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        policy: RetryPolicy,
+        breaker: CircuitBreaker,
+        base_url: str,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner
+        self._policy = policy
+        self._breaker = breaker
+        self._base_url = base_url
+        self._sleep = sleep
+        self._clock = clock
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        retry = 0
+        while True:
+            if not self._breaker.allow():
+                wait = math.ceil(self._breaker.retry_after()) or 1
+                raise UpstreamUnavailableError(
+                    f"Ollama at {self._base_url} is failing; calls are paused for {wait} s.",
+                    code="circuit_open",
+                    headers={"Retry-After": str(wait)},
+                )
+            self._cut_timeouts(request)
+            try:
+                response = await self._inner.handle_async_request(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                self._breaker.record_failure()
+                if not await self._backoff(retry := retry + 1):
+                    raise
+                continue
+            self._breaker.record_success()
+            if response.status_code != 503:
+                return response
+            if not await self._backoff(retry := retry + 1):
+                return response
+            await response.aclose()
+
+    async def _backoff(self, retry: int) -> bool:
+        """Wait before retry number `retry`; False when no retry is allowed."""
+        deadline = request_deadline.get()
+        remaining = None if deadline is None else deadline - self._clock()
+        wait = self._policy.next_delay(retry, remaining)
+        if wait is None:
+            return False
+        await self._sleep(wait)
+        return True
+
+    def _cut_timeouts(self, request: httpx.Request) -> None:
+        deadline = request_deadline.get()
+        if deadline is None:
+            return
+        remaining = max(0.001, deadline - self._clock())
+        timeouts = dict(request.extensions.get("timeout") or {})
+        request.extensions["timeout"] = {
+            key: remaining if value is None else min(value, remaining)
+            for key, value in (
+                timeouts or dict.fromkeys(("connect", "read", "write", "pool"))
+            ).items()
+        }
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

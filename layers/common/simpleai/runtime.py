@@ -19,6 +19,7 @@ from simpleai.audit.sqlite import SqliteAuditStore
 from simpleai.auth import JwksCache, TokenVerifier
 from simpleai.observability import logger
 from simpleai.ollama import OllamaClient
+from simpleai.resilience import CircuitBreaker, ResilientTransport, RetryPolicy
 from simpleai.settings import Settings
 
 USER_AGENT = f"simpleai-gateway/{__version__}"
@@ -31,22 +32,25 @@ class Components:
     jwks: JwksCache
     ollama: OllamaClient
     audit: AuditStore
+    breaker: CircuitBreaker
     generation: int
 
 
 _lock = threading.Lock()
 _settings: Settings | None = None
 _jwks: JwksCache | None = None
+_breaker: CircuitBreaker | None = None
 _generation = 0
 _local = threading.local()
 
 
 def configure(settings: Settings | None) -> None:
     """Use `settings` from now on (None: read the environment on next use); drops built objects."""
-    global _settings, _jwks, _generation
+    global _settings, _jwks, _breaker, _generation
     with _lock:
         _settings = settings
         _jwks = None
+        _breaker = None
         _generation += 1
     if settings is not None:
         logger.setLevel(settings.log_level)
@@ -81,12 +85,20 @@ def _build(config: Settings) -> Components:
         audience=config.oidc_audience,
         leeway=config.oidc_leeway_seconds,
     )
+    transport = ResilientTransport(
+        httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60)
+        ),
+        policy=RetryPolicy(max_retries=config.ollama_max_retries),
+        breaker=_shared_breaker(config),
+        base_url=config.ollama_base_url,
+    )
     http = httpx.AsyncClient(
+        transport=transport,
         timeout=httpx.Timeout(
             config.ollama_timeout_seconds, connect=config.ollama_connect_timeout_seconds
         ),
         headers={"User-Agent": USER_AGENT, **config.ollama_headers},
-        limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60),
     )
     audit = SqliteAuditStore.open(config.database_path, journal_mode=config.audit_journal_mode)
     return Components(
@@ -94,9 +106,22 @@ def _build(config: Settings) -> Components:
         verifier=verifier,
         jwks=jwks,
         ollama=OllamaClient(http, config.ollama_base_url),
+        breaker=_shared_breaker(config),
         audit=audit,
         generation=_generation,
     )
+
+
+def _shared_breaker(config: Settings) -> CircuitBreaker:
+    """One breaker per process: every warm worker stops calling a dead Ollama together."""
+    global _breaker
+    with _lock:
+        if _breaker is None:
+            _breaker = CircuitBreaker(
+                threshold=config.ollama_breaker_threshold,
+                cooldown=config.ollama_breaker_cooldown_seconds,
+            )
+        return _breaker
 
 
 def _shared_jwks(config: Settings) -> JwksCache:

@@ -39,6 +39,7 @@ from simpleai.errors import (
     error_body,
 )
 from simpleai.observability import emit_request_metrics, log_access, logger
+from simpleai.resilience import request_deadline
 from simpleai.settings import Settings, SettingsError
 
 
@@ -230,6 +231,7 @@ class AuditMiddleware:
             return
         exchange = Exchange.begin(scope)
         scope.setdefault("state", {})["exchange"] = exchange
+        request_deadline.set(_deadline(scope))
         # The whole body is read here, so that it is audited even when a route refuses the
         # request before reading it; the app then receives it from memory.
         limit = _max_request_bytes()
@@ -449,6 +451,18 @@ class _Responder:
             tokens_prompt=exchange.tokens_prompt,
             tokens_completion=exchange.tokens_completion,
         )
+
+
+DEADLINE_MARGIN_SECONDS = 0.5
+"""Kept back from the Lambda's remaining time, to render and audit an upstream timeout."""
+
+
+def _deadline(scope: Scope) -> float | None:
+    context = scope.get("aws.context")
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return time.monotonic() + float(remaining()) / 1000 - DEADLINE_MARGIN_SECONDS
 
 
 def _max_request_bytes() -> int:
