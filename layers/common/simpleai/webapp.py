@@ -38,7 +38,7 @@ from simpleai.errors import (
     RequestTooLargeError,
     error_body,
 )
-from simpleai.observability import emit_request_metrics, log_access, logger
+from simpleai.observability import emit_request_metrics, log_access, logger, tracer
 from simpleai.resilience import request_deadline
 from simpleai.settings import Settings, SettingsError
 
@@ -131,18 +131,35 @@ def create_app(title: str) -> FastAPI:
     return app
 
 
-def lambda_handler(
-    asgi_handler: Callable[[dict[str, Any], Any], dict[str, Any]],
-) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Wrap a Mangum handler with Powertools' Lambda context and correlation id."""
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def lambda_handler(asgi_handler: LambdaHandler) -> LambdaHandler:
+    """Wrap a Mangum handler with Powertools' Lambda context and correlation id, and with
+    X-Ray tracing when TRACING_ENABLED (decided at the first call, when settings are read)."""
+    traced: LambdaHandler | None = None
 
     @logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
     )
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return asgi_handler(event, context)
+        nonlocal traced
+        if traced is None:
+            traced = _with_tracing(asgi_handler)
+        return traced(event, context)
 
     return handler
+
+
+def _with_tracing(asgi_handler: LambdaHandler) -> LambdaHandler:
+    try:
+        enabled = runtime.settings().tracing_enabled
+    except SettingsError:
+        return asgi_handler  # the request itself reports the configuration error
+    if not enabled:
+        return asgi_handler
+    wrapped: LambdaHandler = tracer().capture_lambda_handler(asgi_handler)
+    return wrapped
 
 
 def error_response(error: GatewayError, request: Request | None = None) -> JSONResponse:
