@@ -152,6 +152,7 @@ class JwksCache:
         self._keys: tuple[SigningKey, ...] = ()
         self._fetched_at: float | None = None  # the last successful fetch
         self._attempted_at: float | None = None  # the last fetch begun, successful or not
+        self._refetched_at: float | None = None  # the last rationed fetch begun
         self._last_failed = False
         self._last_error: AuthUnavailableError | None = None
         self._fetch: _Fetch | None = None
@@ -222,23 +223,31 @@ class JwksCache:
         """Fetch in this thread, join a fetch under way, or do nothing when none is due.
 
         `rationed` fetches (unknown `kid`) need the cooldown to have passed since the last
-        attempt; so does any fetch after a failed one.
+        rationed one; any fetch after a failed one needs it to have passed since that failure.
         """
         with self._lock:
             fetch, owner = self._fetch, False
             if fetch is None:
-                recent = (
-                    self._attempted_at is not None and now - self._attempted_at < self._cooldown
-                )
-                if recent and (rationed or self._last_failed):
+                if not self._due(now, rationed=rationed):
                     return
                 fetch = self._fetch = _Fetch()
                 self._attempted_at = now
+                if rationed:
+                    self._refetched_at = now
                 owner = True
         if owner:
             self._run(fetch)
         elif wait:
             fetch.done.wait(self._fetch_wait)
+
+    def _due(self, now: float, *, rationed: bool) -> bool:
+        """Whether a fetch may begin now (called with the lock held)."""
+        failed_at = self._attempted_at if self._last_failed else None
+        if failed_at is not None and now - failed_at < self._cooldown:
+            return False  # the provider just failed: give it the cooldown
+        if rationed and self._refetched_at is not None:
+            return now - self._refetched_at >= self._cooldown
+        return True
 
     def _run(self, fetch: _Fetch) -> None:
         keys: tuple[SigningKey, ...] | None = None
