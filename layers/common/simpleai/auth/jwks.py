@@ -169,10 +169,12 @@ class JwksCache:
         when `kid` is unknown and the provider could not be asked about it."""
         now = self._clock()
         keys, fetched_at = self._state()
+        unknown_kid = kid is not None and not _names(keys, kid)
         if fetched_at is None or now - fetched_at >= self._ttl:
-            # Threads holding keys still within the stale window need not wait for the fetch.
-            self._fetch_if_due(now, wait=not self._usable(fetched_at, now), rationed=False)
-        elif kid is not None and not _names(keys, kid):
+            # Threads whose keys are still usable need not wait for the fetch.
+            can_go_on = self._usable(fetched_at, now) and not unknown_kid
+            self._fetch_if_due(now, wait=not can_go_on, rationed=False)
+        elif unknown_kid:
             self._fetch_if_due(now, wait=True, rationed=True)
         with self._lock:
             keys, fetched_at, failed = self._keys, self._fetched_at, self._last_failed
