@@ -389,6 +389,37 @@ def test_cached_keys_are_served_while_another_thread_refreshes_them(
     assert provider.hits[JWKS_PATH] == 2
 
 
+def test_token_with_a_new_kid_waits_for_a_refresh_under_way(
+    cache: JwksCache,
+    verifier: TokenVerifier,
+    provider: JwksServer,
+    clock: FakeClock,
+    old_key: KeyPair,
+    new_key: KeyPair,
+) -> None:
+    cache.signing_keys()
+    clock.advance(TTL)
+    provider.publish(old_key, new_key)
+    provider.release.clear()
+    refresher = threading.Thread(target=cache.signing_keys)
+    refresher.start()
+    wait_until(lambda: provider.hits[JWKS_PATH] == 2)
+    subjects: list[str] = []
+    token = new_key.sign(claims_for(provider.issuer, sub="bob"))
+
+    # WHILE the refresh is held, a token of the new key arrives; it must not get a 401
+    caller = threading.Thread(
+        target=lambda: subjects.append(verifier.verify(bearer(token)).subject)
+    )
+    caller.start()
+    provider.release.set()
+    for thread in (refresher, caller):
+        thread.join(10)
+
+    assert subjects == ["bob"]
+    assert provider.hits[JWKS_PATH] == 2
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
