@@ -8,7 +8,9 @@ renders them all as `{"error": {"message", "type", "param", "code"}}`.
     ├── InvalidRequestError          400 invalid_request_error
     │   └── RequestTooLargeError     413 invalid_request_error
     ├── AuthenticationError          401 authentication_error
+    │   └── MissingTokenError        401 authentication_error (no bearer token sent)
     ├── PermissionDeniedError        403 permission_error
+    │   └── InsufficientScopeError   403 permission_error, code insufficient_scope
     ├── NotFoundError                404 not_found_error
     ├── RateLimitError               429 rate_limit_error
     ├── InternalError                500 internal_error
@@ -73,13 +75,28 @@ class AuthenticationError(GatewayError):
 
     status = 401
     type = "authentication_error"
-    default_code = "invalid_token"
+    default_code: ClassVar[str | None] = "invalid_token"
+
+
+class MissingTokenError(AuthenticationError):
+    """401 to a request without a bearer token (none, or another scheme): RFC 6750 section 3.1
+    says its challenge then carries no error code."""
+
+    default_code = None
 
 
 class PermissionDeniedError(GatewayError):
     status = 403
     type = "permission_error"
     default_code = "insufficient_scope"
+
+
+class InsufficientScopeError(PermissionDeniedError):
+    """403 to a verified caller whose token lacks scopes; the challenge names them."""
+
+    def __init__(self, message: str, *, required_scopes: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.required_scopes = required_scopes
 
 
 class NotFoundError(GatewayError):

@@ -84,6 +84,8 @@ def _build(config: Settings) -> Components:
         issuer=config.oidc_issuer,
         audience=config.oidc_audience,
         leeway=config.oidc_leeway_seconds,
+        allowed_client_ids=config.oidc_allowed_client_ids,
+        required_scopes=config.oidc_required_scopes,
     )
     transport = ResilientTransport(
         httpx.AsyncHTTPTransport(
@@ -133,6 +135,8 @@ def _shared_jwks(config: Settings) -> JwksCache:
                 issuer=config.oidc_issuer,
                 jwks_url=config.oidc_jwks_url,
                 ttl=config.oidc_jwks_ttl_seconds,
+                refresh_cooldown=config.oidc_jwks_refresh_cooldown,
+                stale_seconds=config.oidc_jwks_stale_seconds,
             )
         return _jwks
 

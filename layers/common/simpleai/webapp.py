@@ -31,8 +31,10 @@ from simpleai.errors import (
     AuditUnavailableError,
     AuthenticationError,
     GatewayError,
+    InsufficientScopeError,
     InternalError,
     InvalidRequestError,
+    MissingTokenError,
     NotFoundError,
     PermissionDeniedError,
     RequestTooLargeError,
@@ -98,8 +100,11 @@ async def authenticated(request: Request) -> Identity:
     values = request.headers.getlist("authorization")
     if len(values) > 1:
         raise AuthenticationError("Send exactly one Authorization header.", code="invalid_request")
-    identity = runtime.components().verifier.verify(values[0] if values else None)
+    verifier = runtime.components().verifier
+    identity = verifier.identify(values[0] if values else None)
+    # Recorded before the scope check, so that a refused but verified caller is named in the audit.
     exchange_of(request).identity = identity
+    verifier.require_scopes(identity)
     return identity
 
 
@@ -171,13 +176,30 @@ def error_response(error: GatewayError, request: Request | None = None) -> JSONR
     return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
 
 
+RFC6750_ERRORS = ("invalid_request", "invalid_token", "insufficient_scope")
+
+
 def _www_authenticate(error: GatewayError) -> str:
-    """RFC 6750 section 3; a request that carried no token gets no error code."""
-    realm = 'Bearer realm="simpleai-gateway"'
-    if error.code == "invalid_request" and "Missing" in error.message:
-        return realm
-    description = error.message.replace('"', "'")
-    return f'{realm}, error="{error.code}", error_description="{description}"'
+    """RFC 6750 section 3; a request that carried no bearer token gets no error code."""
+    challenge = 'Bearer realm="simpleai-gateway"'
+    if isinstance(error, MissingTokenError) or error.code not in RFC6750_ERRORS:
+        return challenge
+    parts = [
+        challenge,
+        f'error="{error.code}"',
+        f'error_description="{_quoted_string(error.message)}"',
+    ]
+    if isinstance(error, InsufficientScopeError):
+        parts.append(f'scope="{_quoted_string(" ".join(error.required_scopes))}"')
+    return ", ".join(parts)
+
+
+def _quoted_string(text: str) -> str:
+    """Only the characters RFC 6750 allows in error_description and scope: no quote or
+    backslash, printable ASCII."""
+    return "".join(
+        char if 0x20 <= ord(char) <= 0x7E and char not in '"\\' else "'" for char in text
+    )
 
 
 async def _render_gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
