@@ -33,8 +33,15 @@ def test_first_call_works_and_tracing_off_costs_no_xray_import(tmp_path: Path) -
         "POWERTOOLS_METRICS_DISABLED": "true",
     }
 
-    result = subprocess.run([sys.executable, "-c", FIRST_CALL], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_CALL],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
 
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"status": 200, "xray": False}
