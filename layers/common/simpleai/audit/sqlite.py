@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,8 @@ class SqliteAuditStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.db = sqlite_utils.Database(conn)
+        # One connection has one transaction at a time: threads sharing a store take turns.
+        self._write_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -227,24 +230,20 @@ class SqliteAuditStore:
         ).fetchone()
         return (int(found[0]), str(found[1])) if found else None
 
-    def _write_transaction(self) -> _WriteTransaction:
-        return _WriteTransaction(self._conn)
-
-
-class _WriteTransaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error (the connection is autocommit)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
+    @contextmanager
+    def _write_transaction(self) -> Iterator[None]:
+        """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error (the connection is
+        autocommit); IMMEDIATE takes the write lock up front, so the reads inside see the
+        state the write will extend."""
+        with self._write_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
             self._conn.execute("COMMIT")
-        else:
-            self._conn.execute("ROLLBACK")
 
 
 def _where(query: AuditQuery) -> tuple[str, list[Any]]:
