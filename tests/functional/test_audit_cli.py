@@ -219,3 +219,21 @@ def test_python_dash_m_runs_the_cli(database: Path) -> None:
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("OK: 5 records")
+
+
+def test_the_cli_leaves_the_journal_mode_of_the_file_alone(tmp_path: Path) -> None:
+    # GIVEN a database on a network volume, in rollback-journal mode
+    path = tmp_path / "efs.db"
+    SqliteAuditStore.open(path, journal_mode="DELETE").close()
+
+    lines(run(path, "verify"))
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_a_malformed_status_is_a_usage_error(database: Path) -> None:
+    result = run(database, "search", "--status", "bad")
+
+    assert result.exit_code == 2
+    assert "status code such as 502" in result.output

@@ -60,7 +60,7 @@ def open_backend(
     backend: str,
     *,
     database_path: Path | None = None,
-    journal_mode: str = "WAL",
+    journal_mode: str | None = "WAL",
     table: str | None = None,
     bucket: str | None = None,
     retention_days: int = 0,

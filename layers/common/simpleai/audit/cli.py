@@ -21,7 +21,7 @@ import click
 from simpleai.audit import AuditStore, open_backend
 from simpleai.audit.records import AuditQuery, AuditRecord
 from simpleai.errors import AuditUnavailableError
-from simpleai.settings import AUDIT_BACKENDS, parse_database_url
+from simpleai.settings import AUDIT_BACKENDS, JOURNAL_MODES, parse_database_url
 
 EXPORT_COLUMNS = (*AuditRecord.__dataclass_fields__, "seq", "prev_hash", "hash")
 _TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
@@ -43,11 +43,22 @@ _TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H
     show_default=True,
     help="[env AUDIT_BACKEND]",
 )
+@click.option(
+    "--journal-mode",
+    envvar="AUDIT_JOURNAL_MODE",
+    type=click.Choice(JOURNAL_MODES, case_sensitive=False),
+    help="set the SQLite journal mode; unset leaves the file's as it is [env AUDIT_JOURNAL_MODE]",
+)
 @click.option("--table", envvar="AUDIT_DYNAMODB_TABLE", help="[env AUDIT_DYNAMODB_TABLE]")
 @click.option("--bucket", envvar="AUDIT_S3_BUCKET", help="[env AUDIT_S3_BUCKET]")
 @click.pass_context
 def cli(
-    ctx: click.Context, database: str, backend: str, table: str | None, bucket: str | None
+    ctx: click.Context,
+    database: str,
+    backend: str,
+    journal_mode: str | None,
+    table: str | None,
+    bucket: str | None,
 ) -> None:
     """Read, export, verify and prune the SimpleAI Gateway audit log."""
 
@@ -56,7 +67,13 @@ def cli(
         if backend == "sqlite" and not path.exists():
             raise click.ClickException(f"no audit database at {path}")
         try:
-            store = open_backend(backend, database_path=path, table=table, bucket=bucket)
+            store = open_backend(
+                backend,
+                database_path=path,
+                journal_mode=journal_mode.upper() if journal_mode else None,
+                table=table,
+                bucket=bucket,
+            )
         except (AuditUnavailableError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
         ctx.call_on_close(store.close)
@@ -85,13 +102,21 @@ def _filters(function: Any) -> Any:
     options = [
         click.option("--user", help="user_id or user_email"),
         click.option("--model", help="model_used, exactly"),
-        click.option("--status", help="a status code (502) or class (5xx)"),
+        click.option("--status", callback=_status, help="a status code (502) or class (5xx)"),
         click.option("--since", type=click.DateTime(_TIME_FORMATS), help="from (UTC, inclusive)"),
         click.option("--until", type=click.DateTime(_TIME_FORMATS), help="to (UTC, exclusive)"),
     ]
     for option in reversed(options):
         function = option(function)
     return function
+
+
+def _status(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        AuditQuery(status=value).status_range()
+    except ValueError:
+        raise click.BadParameter("give a status code such as 502 or a class such as 5xx") from None
+    return value
 
 
 def _query(limit: int | None = None, **filters: Any) -> AuditQuery:

@@ -107,9 +107,13 @@ class SqliteAuditStore:
 
     @classmethod
     def open(
-        cls, path: Path, *, journal_mode: str = "WAL", busy_timeout_ms: int = 30_000
+        cls, path: Path, *, journal_mode: str | None = "WAL", busy_timeout_ms: int = 30_000
     ) -> SqliteAuditStore:
-        """Open (creating it and its folder if need be) and migrate the database at `path`."""
+        """Open (creating it and its folder if need be) and migrate the database at `path`.
+
+        `journal_mode` None leaves the file's mode as it is: WAL is a property of the file, and
+        a reader (the CLI) must not switch a database on EFS to WAL behind its writers' backs.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -119,11 +123,11 @@ class SqliteAuditStore:
                 check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            conn.execute(f"PRAGMA journal_mode = {journal_mode}")
+            if journal_mode is not None:
+                conn.execute(f"PRAGMA journal_mode = {journal_mode}")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             conn.execute(
-                "PRAGMA synchronous = FULL"
-                if journal_mode != "WAL"
-                else "PRAGMA synchronous = NORMAL"
+                "PRAGMA synchronous = NORMAL" if mode == "wal" else "PRAGMA synchronous = FULL"
             )
             store = cls(conn)
             store.migrate(path.resolve())
