@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from simpleai import runtime
 from simpleai.audit import AuditQuery
 from tests.functional.test_audit_store import make_record
-from tests.support.audit_backends import DynamoDbBackend, dynamodb_backend
+from tests.support.audit_backends import BUCKET, TABLE_NAME, DynamoDbBackend, dynamodb_backend
 
 
 @pytest.fixture
@@ -66,3 +67,23 @@ def test_dynamodb_items_carry_a_ttl_when_retention_is_on(backend: DynamoDbBacken
 
     (item,) = dynamodb._items()
     assert int(item["expires_at"]) == 1_796_083_200  # 2026-12-01T00:00:00Z, 30 days on
+
+
+def test_the_runtime_writes_to_dynamodb_when_the_settings_say_so(
+    invoke: Any, make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with dynamodb_backend() as backend:
+        runtime.configure(
+            make_settings(
+                audit_backend="dynamodb", audit_dynamodb_table=TABLE_NAME, audit_s3_bucket=BUCKET
+            )
+        )
+
+        result = invoke("chat", "chat", user="bob")
+        deep = invoke("health", "health-deep")
+
+        (row,) = backend.store.query(AuditQuery(user="bob"))
+    assert result["statusCode"] == 200
+    assert (row["response_status"], row["model_used"], row["seq"]) == (200, "llama3.2", 1)
+    assert deep["statusCode"] == 200

@@ -59,8 +59,11 @@ class DynamoDbAuditStore:
     ) -> DynamoDbAuditStore:
         import boto3  # only this backend needs it; the Lambda Python runtime ships it
 
-        s3 = boto3.client("s3") if bucket else None
-        table = boto3.resource("dynamodb").Table(table_name)
+        # A session of its own: the runtime builds one store per thread, and boto3's default
+        # session is not safe to build resources from concurrently.
+        session = boto3.session.Session()
+        s3 = session.client("s3") if bucket else None
+        table = session.resource("dynamodb").Table(table_name)
         return cls(table, s3=s3, bucket=bucket, retention_days=retention_days)
 
     def record(self, record: AuditRecord) -> None:
