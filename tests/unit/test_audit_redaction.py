@@ -24,6 +24,12 @@ def test_a_body_that_is_not_a_chat_request_is_kept(body: bytes) -> None:
     assert redact_request_body(body) == body.decode()
 
 
+def test_a_body_nested_past_the_parsers_limit_is_kept() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    assert redact_request_body(body) == body.decode()
+
+
 def test_an_empty_body_is_none() -> None:
     assert redact_request_body(b"") is None
 

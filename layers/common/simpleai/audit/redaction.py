@@ -51,7 +51,7 @@ def redact_request_body(body: bytes, *, store_images: bool = False) -> str | Non
         return text
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's limit: not a chat request
         return text
     if not _replace_images(parsed):
         return text
