@@ -125,10 +125,9 @@ class SqliteAuditStore:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if journal_mode is not None:
                 conn.execute(f"PRAGMA journal_mode = {journal_mode}")
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            conn.execute(
-                "PRAGMA synchronous = NORMAL" if mode == "wal" else "PRAGMA synchronous = FULL"
-            )
+            # FULL in every mode: with WAL, NORMAL would let a power cut take back records
+            # whose responses have already left; an audit log keeps what it acknowledged.
+            conn.execute("PRAGMA synchronous = FULL")
             store = cls(conn)
             store.migrate(path.resolve())
         except (OSError, sqlite3.Error) as exc:
