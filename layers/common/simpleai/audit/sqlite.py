@@ -166,8 +166,9 @@ class SqliteAuditStore:
 
     def check_writable(self) -> None:
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("ROLLBACK")
+            with self._write_lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             raise AuditUnavailableError("The audit database is not writable.") from exc
 
