@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from simpleai import __version__
-from simpleai.audit import AuditStore
-from simpleai.audit.sqlite import SqliteAuditStore
+from simpleai.audit import AuditStore, open_store
 from simpleai.auth import JwksCache, TokenVerifier
 from simpleai.observability import logger
 from simpleai.ollama import OllamaClient
@@ -102,7 +101,7 @@ def _build(config: Settings) -> Components:
         ),
         headers={"User-Agent": USER_AGENT, **config.ollama_headers},
     )
-    audit = SqliteAuditStore.open(config.database_path, journal_mode=config.audit_journal_mode)
+    audit = open_store(config)
     return Components(
         settings=config,
         verifier=verifier,

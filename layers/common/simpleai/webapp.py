@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simpleai import __version__, runtime
 from simpleai.audit.records import AuditRecord
+from simpleai.audit.redaction import redact_request_body, truncate_response
 from simpleai.auth import Identity
 from simpleai.errors import (
     AuditUnavailableError,
@@ -433,11 +434,11 @@ class _Responder:
             components = runtime.components()
         except SettingsError as exc:
             raise AuditUnavailableError(f"The gateway is misconfigured: {exc}") from exc
-        limit = components.settings.audit_max_body_bytes
+        config = components.settings
         response = exchange.response_text
         if response is None:
             response = b"".join(self._chunks).decode("utf-8", "replace")
-        truncated = len(response) > limit
+        response, truncated = truncate_response(response, config.audit_max_body_bytes)
         identity = exchange.identity
         components.audit.record(
             AuditRecord(
@@ -450,8 +451,10 @@ class _Responder:
                 client_id=identity.client_id if identity else None,
                 client_ip=exchange.client_ip,
                 user_agent=exchange.user_agent,
-                request_body=self._request_body.decode("utf-8", "replace") or None,
-                response_body=response[:limit] if truncated else response,
+                request_body=redact_request_body(
+                    self._request_body, store_images=config.audit_store_images
+                ),
+                response_body=response,
                 response_truncated=truncated,
                 latency_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
                 upstream_latency_ms=exchange.upstream_latency_ms,

@@ -39,3 +39,42 @@ class AuditRecord:
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which records to read back. Timestamps are ISO 8601 UTC strings as records carry them;
+    `since` is inclusive, `until` exclusive. `status` is a code (`"502"`) or a class (`"5xx"`)."""
+
+    user: str | None = None
+    """Matches `user_id` or `user_email`."""
+    model: str | None = None
+    status: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int | None = None
+    newest_first: bool = False
+
+    def status_range(self) -> tuple[int, int] | None:
+        """The inclusive range of codes `status` stands for."""
+        if not self.status:
+            return None
+        text = self.status.strip().lower()
+        if len(text) == 3 and text[0].isdigit() and text[1:] == "xx":
+            low = int(text[0]) * 100
+            return low, low + 99
+        code = int(text)
+        return code, code
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        """The same filter as a backend's native query, for backends that filter in Python."""
+        if self.user and self.user not in (row.get("user_id"), row.get("user_email")):
+            return False
+        if self.model and row.get("model_used") != self.model:
+            return False
+        codes = self.status_range()
+        if codes and not codes[0] <= int(row["response_status"]) <= codes[1]:
+            return False
+        if self.since and row["timestamp"] < self.since:
+            return False
+        return not (self.until and row["timestamp"] >= self.until)

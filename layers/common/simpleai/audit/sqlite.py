@@ -2,22 +2,29 @@
 
 Each process holds one connection per thread (a warm Lambda holds one). Writes are single
 `BEGIN IMMEDIATE` transactions, so several processes sharing the file serialise on SQLite's lock
-instead of losing rows; the busy timeout makes them wait rather than fail.
+instead of losing rows; the busy timeout makes them wait rather than fail. The previous row's hash
+is read inside that same transaction, so concurrent writers extend one hash chain (chain.py).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from simpleai.audit.records import AuditRecord
+from simpleai.audit.chain import GENESIS, Anchor, Verification, row_hash, verify_chain
+from simpleai.audit.records import AuditQuery, AuditRecord
 from simpleai.errors import AuditUnavailableError
 
 TABLE = "audit_log"
+PRUNES = "audit_prunes"
 
 migrations = Migrations("simpleai-audit")
 
@@ -56,11 +63,36 @@ def m001_create_audit_log(db: sqlite_utils.Database) -> None:
     db[TABLE].create_index(["user_id", "timestamp"])  # type: ignore[union-attr]
 
 
-_COLUMNS = tuple(AuditRecord.__dataclass_fields__)
-# Built from constants only, never from input.
+@migrations()
+def m002_hash_chain(db: sqlite_utils.Database) -> None:
+    """Chain columns, filled in for rows written before the chain existed, in write order."""
+    table = db[TABLE]
+    table.add_column("seq", int)  # type: ignore[union-attr]
+    table.add_column("prev_hash", str)  # type: ignore[union-attr]
+    table.add_column("hash", str)  # type: ignore[union-attr]
+    previous = GENESIS
+    rows = list(db.query(f"SELECT rowid AS _rowid, * FROM {TABLE} ORDER BY rowid"))  # noqa: S608
+    for seq, row in enumerate(rows, start=1):
+        rowid = row.pop("_rowid")
+        row.update(seq=seq, prev_hash=previous)
+        previous = row_hash(row)
+        db.execute(
+            f"UPDATE {TABLE} SET seq = ?, prev_hash = ?, hash = ? WHERE rowid = ?",  # noqa: S608
+            [seq, row["prev_hash"], previous, rowid],
+        )
+    table.create_index(["seq"], unique=True)  # type: ignore[union-attr]
+    db[PRUNES].create(  # type: ignore[union-attr]
+        {"pruned_at": str, "before": str, "rows": int, "through_seq": int, "through_hash": str},
+        not_null={"pruned_at", "rows", "through_seq", "through_hash"},
+    )
+
+
+_COLUMNS = (*AuditRecord.__dataclass_fields__, "seq", "prev_hash", "hash")
+# Statements are built from constants only, never from input.
 _INSERT = "INSERT INTO {table} ({columns}) VALUES ({marks})".format(  # noqa: S608
     table=TABLE, columns=", ".join(_COLUMNS), marks=", ".join("?" for _ in _COLUMNS)
 )
+_BOOLEAN_COLUMNS = ("stream", "response_truncated")
 
 _migrated: set[Path] = set()
 _migrate_lock = threading.Lock()
@@ -70,12 +102,18 @@ class SqliteAuditStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.db = sqlite_utils.Database(conn)
+        # One connection has one transaction at a time: threads sharing a store take turns.
+        self._write_lock = threading.Lock()
 
     @classmethod
     def open(
-        cls, path: Path, *, journal_mode: str = "WAL", busy_timeout_ms: int = 30_000
+        cls, path: Path, *, journal_mode: str | None = "WAL", busy_timeout_ms: int = 30_000
     ) -> SqliteAuditStore:
-        """Open (creating it and its folder if need be) and migrate the database at `path`."""
+        """Open (creating it and its folder if need be) and migrate the database at `path`.
+
+        `journal_mode` None leaves the file's mode as it is: WAL is a property of the file, and
+        a reader (the CLI) must not switch a database on EFS to WAL behind its writers' backs.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -85,12 +123,11 @@ class SqliteAuditStore:
                 check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            conn.execute(f"PRAGMA journal_mode = {journal_mode}")
-            conn.execute(
-                "PRAGMA synchronous = FULL"
-                if journal_mode != "WAL"
-                else "PRAGMA synchronous = NORMAL"
-            )
+            if journal_mode is not None:
+                conn.execute(f"PRAGMA journal_mode = {journal_mode}")
+            # FULL in every mode: with WAL, NORMAL would let a power cut take back records
+            # whose responses have already left; an audit log keeps what it acknowledged.
+            conn.execute("PRAGMA synchronous = FULL")
             store = cls(conn)
             store.migrate(path.resolve())
         except (OSError, sqlite3.Error) as exc:
@@ -104,27 +141,24 @@ class SqliteAuditStore:
         with _migrate_lock:
             if key is not None and key in _migrated:
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._write_transaction():
                 migrations.apply(self.db)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
             if key is not None:
                 _migrated.add(key)
 
     def record(self, record: AuditRecord) -> None:
         row = record.to_row()
-        values = [row[column] for column in _COLUMNS]
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(_INSERT, values)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+            with self._write_transaction():
+                # Read the chain's head under the write lock: no other writer can slip in
+                # between this read and the insert.
+                head = self._conn.execute(
+                    f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1"  # noqa: S608
+                ).fetchone()
+                last = head or self._anchor_row() or (0, GENESIS)
+                row.update(seq=last[0] + 1, prev_hash=last[1])
+                row["hash"] = row_hash(row)
+                self._conn.execute(_INSERT, [row[column] for column in _COLUMNS])
         except sqlite3.Error as exc:
             raise AuditUnavailableError(
                 "The audit log cannot be written, so the request was not served."
@@ -132,10 +166,117 @@ class SqliteAuditStore:
 
     def check_writable(self) -> None:
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("ROLLBACK")
+            with self._write_lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             raise AuditUnavailableError("The audit database is not writable.") from exc
 
+    def query(self, query: AuditQuery) -> Iterator[dict[str, Any]]:
+        """Records matching `query`, in chain order (or newest first)."""
+        where, params = _where(query)
+        # Only constants and placeholders go into the statement; values travel as parameters.
+        order = "DESC" if query.newest_first else "ASC"
+        sql = f"SELECT * FROM {TABLE}{where} ORDER BY seq {order} LIMIT ?"  # noqa: S608
+        params.append(-1 if query.limit is None else int(query.limit))
+        for row in self.db.query(sql, params):
+            yield _restored(row)
+
+    def anchor(self) -> Anchor | None:
+        found = self._anchor_row()
+        return Anchor(seq=found[0], hash=found[1]) if found else None
+
+    def verify(self) -> Verification:
+        rows = self.db.query(f"SELECT * FROM {TABLE} ORDER BY seq")  # noqa: S608
+        return verify_chain(rows, self.anchor())
+
+    def prune(self, before: str, *, batch_size: int = 500) -> int:
+        """Delete the chain's oldest rows written before `before`, one batch per transaction.
+
+        Only a prefix of the chain goes (timestamps are taken before the write lock, so they
+        are nearly but not strictly in chain order); each batch leaves an anchor in
+        `audit_prunes` for verification to start from.
+        """
+        removed = 0
+        while True:
+            with self._write_transaction():
+                batch = self._conn.execute(
+                    f"SELECT seq, hash, timestamp FROM {TABLE} ORDER BY seq LIMIT ?",  # noqa: S608
+                    [batch_size],
+                ).fetchall()
+                expired = []
+                for row in batch:
+                    if row[2] >= before:
+                        break
+                    expired.append(row)
+                if expired:
+                    last_seq, last_hash = expired[-1][0], expired[-1][1]
+                    self._conn.execute(f"DELETE FROM {TABLE} WHERE seq <= ?", [last_seq])  # noqa: S608
+                    self.db[PRUNES].insert(  # type: ignore[union-attr]
+                        {
+                            "pruned_at": _utc_now(),
+                            "before": before,
+                            "rows": len(expired),
+                            "through_seq": last_seq,
+                            "through_hash": last_hash,
+                        }
+                    )
+            removed += len(expired)
+            if len(expired) < batch_size:
+                return removed
+
     def close(self) -> None:
         self._conn.close()
+
+    def _anchor_row(self) -> tuple[int, str] | None:
+        found = self._conn.execute(
+            f"SELECT through_seq, through_hash FROM {PRUNES} ORDER BY through_seq DESC LIMIT 1"  # noqa: S608
+        ).fetchone()
+        return (int(found[0]), str(found[1])) if found else None
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[None]:
+        """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error (the connection is
+        autocommit); IMMEDIATE takes the write lock up front, so the reads inside see the
+        state the write will extend."""
+        with self._write_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+
+def _where(query: AuditQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if query.user:
+        clauses.append("(user_id = ? OR user_email = ?)")
+        params += [query.user, query.user]
+    if query.model:
+        clauses.append("model_used = ?")
+        params.append(query.model)
+    codes = query.status_range()
+    if codes:
+        clauses.append("response_status BETWEEN ? AND ?")
+        params += list(codes)
+    if query.since:
+        clauses.append("timestamp >= ?")
+        params.append(query.since)
+    if query.until:
+        clauses.append("timestamp < ?")
+        params.append(query.until)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _restored(row: dict[str, Any]) -> dict[str, Any]:
+    for column in _BOOLEAN_COLUMNS:
+        row[column] = bool(row[column])
+    return row
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

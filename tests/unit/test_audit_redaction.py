@@ -1,0 +1,81 @@
+"""What of a request and a response the audit log keeps (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+
+from simpleai.audit.redaction import image_placeholder, redact_request_body, truncate_response
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 100
+
+
+def test_a_body_without_images_is_kept_byte_for_byte() -> None:
+    body = b'{"messages": [{"role": "user", "content": "hi"}],   "model": "x"}'
+
+    assert redact_request_body(body) == body.decode()
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"just a string"'])
+def test_a_body_that_is_not_a_chat_request_is_kept(body: bytes) -> None:
+    assert redact_request_body(body) == body.decode()
+
+
+def test_a_body_nested_past_the_parsers_limit_is_kept() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    assert redact_request_body(body) == body.decode()
+
+
+def test_an_empty_body_is_none() -> None:
+    assert redact_request_body(b"") is None
+
+
+def test_ollama_style_image_lists_are_replaced() -> None:
+    body = json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": "see", "images": [base64.b64encode(JPEG).decode()]}
+            ]
+        }
+    ).encode()
+
+    stored = json.loads(redact_request_body(body) or "")
+
+    assert stored["messages"][0]["images"] == [
+        {"sha256": hashlib.sha256(JPEG).hexdigest(), "bytes": len(JPEG), "media_type": "image/jpeg"}
+    ]
+
+
+def test_a_remote_image_url_is_a_reference_and_is_kept() -> None:
+    part = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    body = json.dumps({"messages": [{"role": "user", "content": [part]}]}).encode()
+
+    assert redact_request_body(body) == body.decode()
+
+
+def test_store_images_keeps_them() -> None:
+    url = "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()
+    body = json.dumps(
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": url}]}]}
+    ).encode()
+
+    assert redact_request_body(body, store_images=True) == body.decode()
+    assert "base64" not in (redact_request_body(body) or "")
+
+
+def test_unknown_bytes_are_octet_stream() -> None:
+    assert image_placeholder(b"plain")["media_type"] == "application/octet-stream"
+
+
+def test_truncation_counts_bytes_and_never_splits_a_character() -> None:
+    text, truncated = truncate_response("ab" + "€" * 10, 6)  # € is three bytes
+
+    assert (text, truncated) == ("ab€", True)
+
+
+def test_text_within_the_limit_is_untouched() -> None:
+    assert truncate_response("€" * 3, 9) == ("€" * 3, False)
