@@ -63,7 +63,9 @@ def test_the_tables_hold_at_least_forty_cases() -> None:
 @pytest.mark.parametrize("case", cases("requests.json"))
 def test_request(case: dict[str, Any]) -> None:
     def translate() -> Any:
-        return to_ollama_chat(case["body"], default_model=DEFAULT_MODEL, aliases=case.get("aliases"))
+        return to_ollama_chat(
+            case["body"], default_model=DEFAULT_MODEL, aliases=case.get("aliases")
+        )
 
     if "error" in case:
         with pytest.raises(InvalidRequestError) as raised:
