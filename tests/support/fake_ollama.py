@@ -56,6 +56,8 @@ class Fault:
     """Say nothing until this is set (a stalled Ollama that the test releases at its end)."""
     cut_short: bool = False
     """Stream one content line, then end the body without the `done` line."""
+    lines: list[dict[str, Any]] | None = None
+    """Stream exactly these objects with status 200 (say, Ollama's error line first)."""
 
 
 @dataclass
@@ -223,6 +225,11 @@ class _OllamaHandler(BaseHTTPRequestHandler):
             self._start_stream()
             self._chunk(_line(model, "partial ", done=False))
             self._chunk(json.dumps({"error": fault.error}).encode() + b"\n")
+            self._chunk(b"")
+        elif fault.lines is not None and stream:
+            self._start_stream()
+            for line in fault.lines:
+                self._chunk(json.dumps(line).encode() + b"\n")
             self._chunk(b"")
         elif fault.cut_short and stream:
             self._start_stream()

@@ -58,31 +58,32 @@ async def complete(chat: OllamaChat, parts: Components, exchange: Exchange) -> J
 async def stream(chat: OllamaChat, parts: Components, exchange: Exchange) -> AsyncIterator[bytes]:
     """Open the upstream stream and return the SSE frames to send.
 
-    The first Ollama object is awaited here, so a failure before it (unknown model, Ollama
-    down, a refusal) raises as a normal error response with its status. A failure after it
-    becomes an `error` event and the stream ends cleanly, never silently cut short.
+    The first Ollama object is awaited and translated here, so a failure before it (unknown
+    model, Ollama down or refusing, a malformed first line) raises as a normal error response
+    with its status. A failure after it becomes an `error` event and the stream ends cleanly,
+    never silently cut short.
     """
     started = time.perf_counter()
-    upstream = parts.ollama.chat_stream(chat.request)
-    try:
-        first = await anext(upstream)
-    except StopAsyncIteration:
-        exchange.upstream_latency_ms = _since(started)
-        raise UpstreamError("Ollama ended the stream before sending anything.") from None
-    except NotFoundError as exc:
-        exchange.upstream_latency_ms = _since(started)
-        raise _for_caller(exc, chat) from exc
-    except GatewayError:
-        exchange.upstream_latency_ms = _since(started)
-        raise
     translator = StreamTranslator(
         model=chat.model, completion_id=new_completion_id(), include_usage=chat.include_usage
     )
+    upstream = parts.ollama.chat_stream(chat.request)
+    try:
+        first = translator.translate(await anext(upstream))
+    except StopAsyncIteration:
+        raise UpstreamError("Ollama ended the stream before sending anything.") from None
+    except NotFoundError as exc:
+        raise _for_caller(exc, chat) from exc
+    except GatewayError:
+        await upstream.aclose()  # a malformed first line leaves the response open
+        raise
+    finally:
+        exchange.upstream_latency_ms = _since(started)
     return _frames(first, upstream, translator, exchange, started)
 
 
 async def _frames(
-    first: JSON,
+    first: list[JSON],
     upstream: AsyncGenerator[JSON, None],
     translator: StreamTranslator,
     exchange: Exchange,
@@ -90,7 +91,7 @@ async def _frames(
 ) -> AsyncIterator[bytes]:
     failure: GatewayError | None = None
     try:
-        for chunk in translator.translate(first):
+        for chunk in first:
             yield sse_event(chunk)
         async for item in upstream:
             for chunk in translator.translate(item):
