@@ -8,15 +8,22 @@ models.json: `/api/tags` -> the OpenAI model list, and model lookup by name or a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from simpleai.errors import InvalidRequestError, UpstreamError, UpstreamTimeoutError
+from simpleai.errors import (
+    GatewayError,
+    InvalidRequestError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from simpleai.translate import (
     SSE_DONE,
     StreamTranslator,
@@ -213,3 +220,47 @@ def test_ids_are_random_and_prefixed_never_counters() -> None:
     assert len(completion_ids) == 200 and len(call_ids) == 200
     assert all(i.startswith("chatcmpl-") and len(i) > 20 for i in completion_ids)
     assert all(i.startswith("call_") and len(i) > 20 for i in call_ids)
+
+
+ODD_VALUES: list[Any] = [None, True, 0, -1, 1.5, "", "x", [], {}, ["user"], {"a": 1}, "auto"]
+
+
+def _mutated(value: Any, rng: random.Random) -> Any:
+    """`value` with one nested member replaced by an odd value of another type."""
+    if isinstance(value, dict | list) and value and rng.random() < 0.7:
+        copy: Any = dict(value) if isinstance(value, dict) else list(value)
+        key = rng.choice(list(copy)) if isinstance(copy, dict) else rng.randrange(len(copy))
+        copy[key] = _mutated(copy[key], rng) if rng.random() < 0.6 else rng.choice(ODD_VALUES)
+        return copy
+    return rng.choice(ODD_VALUES)
+
+
+def test_mangled_input_only_ever_raises_gateway_errors() -> None:
+    # GIVEN every table's inputs, each mangled many ways (seeded: the same run every time)
+    rng = random.Random(3)
+    tables = {name: json.loads((CASES / name).read_text()) for name in CASES.glob("*.json")}
+    translations: dict[str, Callable[[Any], Any]] = {
+        "requests.json": lambda case: to_ollama_chat(
+            _mutated(case["body"], rng), default_model="m", aliases={"a": "b"}
+        ),
+        "responses.json": lambda case: from_ollama_chat(
+            _mutated(case["answer"], rng), model="m", completion_id="c"
+        ),
+        "streams.json": lambda case: _translate_stream(_mutated(case["items"], rng)),
+        "models.json": lambda case: (
+            find_model(_mutated(case["tags"], rng), "llama3.2", {"a": "llama3.2"})
+            and to_model_list(_mutated(case["tags"], rng), {"a": "llama3.2"})
+        ),
+    }
+    # WHEN they are translated THEN they succeed or fail as a GatewayError (a clear 4xx/5xx)
+    for path, table in tables.items():
+        for _ in range(300):
+            with contextlib.suppress(GatewayError):
+                translations[path.name](rng.choice(table))
+
+
+def _translate_stream(items: Any) -> None:
+    translator = StreamTranslator(model="m", completion_id="c", include_usage=True)
+    for item in items if isinstance(items, list) else [items]:
+        translator.translate(item)
+    json.dumps(translator.completion())

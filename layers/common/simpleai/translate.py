@@ -124,7 +124,8 @@ def to_ollama_messages(messages: Any) -> list[JSON]:
 def _to_ollama_message(message: Any, param: str, tool_names: dict[str, str]) -> JSON:
     if not isinstance(message, dict):
         raise InvalidRequestError(f"{param} must be an object.", param=param)
-    role = ROLES.get(message.get("role"))  # type: ignore[arg-type]
+    role = message.get("role")
+    role = ROLES.get(role) if isinstance(role, str) else None
     if role is None:
         raise _invalid(f"{param}.role", f"must be one of {', '.join(ROLES)}")
     result: JSON = {"role": role}
@@ -251,7 +252,8 @@ def _tools(body: JSON) -> list[Any]:
         return tools
     if choice == "none":
         return []
-    name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
     if (
         not isinstance(choice, dict)
         or choice.get("type") != "function"
@@ -272,7 +274,8 @@ def _format(response_format: Any) -> Any:
     if kind == "json_object":
         return "json"
     if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
+        json_schema = response_format.get("json_schema")
+        schema = json_schema.get("schema") if isinstance(json_schema, dict) else None
         if not isinstance(schema, dict):
             raise _invalid("response_format.json_schema.schema", "must be a JSON schema object")
         return schema
@@ -593,7 +596,8 @@ def find_model(tags: Any, model_id: str, aliases: Mapping[str, str] | None = Non
     wanted = {target, target + ":latest"} if ":" not in target else {target}
     models = tags.get("models") if isinstance(tags, dict) else None
     for entry in models if isinstance(models, list) else []:
-        if isinstance(entry, dict) and wanted & {entry.get("name"), entry.get("model")}:
+        names = (entry.get("name"), entry.get("model")) if isinstance(entry, dict) else ()
+        if any(isinstance(name, str) and name in wanted for name in names):
             return {**to_model(entry), "id": model_id}
     return None
 
