@@ -12,6 +12,8 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import anyio
+
 from simpleai.errors import GatewayError, NotFoundError, UpstreamError
 from simpleai.runtime import Components
 from simpleai.translate import (
@@ -101,9 +103,12 @@ async def _frames(
     except GatewayError as exc:
         failure = exc
     finally:
-        await upstream.aclose()  # a caller who hangs up frees the upstream connection at once
         # Recorded before the last frame leaves: the audit middleware writes the row then.
         _record_stream(translator, exchange, started, failure)
+        # A caller who hangs up cancels this generator: the upstream response is still closed
+        # (shielded, or the cancellation would skip it) so Ollama stops generating at once.
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
     if failure is not None:
         yield sse_event(failure.to_body(), event="error")
         return
