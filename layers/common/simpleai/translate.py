@@ -83,6 +83,9 @@ def to_ollama_chat(
     if not model:
         raise _invalid("model", "must be a non-empty string")
     stream = _optional(body, "stream", bool) or False
+    for legacy in ("functions", "function_call"):  # silently dropping them would lose calls
+        if body.get(legacy) is not None:
+            raise _invalid(legacy, "is the deprecated form of tools; send 'tools' instead")
     n = _optional(body, "n", int)
     if n is not None and n != 1:
         raise InvalidRequestError("Only n=1 is supported: Ollama returns one choice.", param="n")
