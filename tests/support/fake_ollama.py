@@ -89,7 +89,6 @@ class FakeOllama:
         return f"http://{host}:{port}"
 
     def start(self) -> FakeOllama:
-        # A short poll interval: stop() waits up to one interval, once per test.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
