@@ -397,7 +397,10 @@ def test_upstream_failure_maps_to_an_openai_error(
     fault: Fault,
     status: int,
     error_type: str,
+    reconfigure: Callable[..., None],
 ) -> None:
+    # Issue 6 retries a busy Ollama; this is about the answer the gateway gives when it stops.
+    reconfigure(ollama_max_retries=0)
     fake_ollama.queue(fault)
 
     with pytest.raises(openai.APIStatusError) as raised:
@@ -434,7 +437,7 @@ def test_connection_refused_is_502_naming_the_ollama_url(
     with socket.socket() as probe:  # a port that was free a moment ago and has no listener
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    reconfigure(ollama_base_url=url)
+    reconfigure(ollama_base_url=url, ollama_max_retries=0)
 
     with pytest.raises(openai.APIStatusError) as raised:
         client.chat.completions.create(model="llama3.2", messages=[user("Hi")])
