@@ -5,20 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 from mangum import Mangum
 
 from simpleai import chat, runtime
-from simpleai.errors import NotFoundError
 from simpleai.webapp import Caller, create_app, exchange_of, lambda_handler, read_json
 
 app = create_app("SimpleAI Gateway: chat")
 
+# Server-sent events must reach the caller as they are made: no cache, no proxy buffering.
+STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
-@app.post("/chat/completions")
-@app.post("/v1/chat/completions")
-async def chat_completions(request: Request, identity: Caller) -> dict[str, Any]:
+
+@app.post("/chat/completions", response_model=None)
+@app.post("/v1/chat/completions", response_model=None)
+async def chat_completions(
+    request: Request, identity: Caller
+) -> dict[str, Any] | StreamingResponse:
     body = await read_json(request)
-    return await chat.complete(body, runtime.components(), exchange_of(request))
+    parts = runtime.components()
+    exchange = exchange_of(request)
+    completion = chat.prepare(body, parts, exchange)
+    if completion.stream:
+        frames = await chat.stream(completion, parts, exchange)
+        return StreamingResponse(frames, media_type="text/event-stream", headers=STREAM_HEADERS)
+    return await chat.complete(completion, parts, exchange)
 
 
 @app.get("/models")
@@ -30,12 +41,7 @@ async def list_models(identity: Caller) -> dict[str, Any]:
 @app.get("/models/{model_id:path}")
 @app.get("/v1/models/{model_id:path}")
 async def retrieve_model(model_id: str, identity: Caller) -> dict[str, Any]:
-    model = await chat.find_model(model_id, runtime.components())
-    if model is None:
-        raise NotFoundError(
-            f"The model '{model_id}' does not exist.", param="model", code="model_not_found"
-        )
-    return model
+    return await chat.retrieve_model(model_id, runtime.components())
 
 
 handler = lambda_handler(Mangum(app, lifespan="off"))

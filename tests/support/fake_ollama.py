@@ -13,6 +13,8 @@ mid-stream error, a malformed body). Every request body received is kept in `req
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import json
 import threading
 import time
@@ -35,6 +37,9 @@ class Reply:
     eval_count: int = 7
     chunks: int = 3
     """How many content pieces a streamed answer is cut into."""
+    pace: threading.Semaphore | None = None
+    """When set, each streamed piece after the first waits for one release of it, so a test
+    decides when the next piece leaves (an unreleased piece ends the stream after 10 s)."""
 
 
 @dataclass
@@ -47,6 +52,12 @@ class Fault:
     """Stream one content line, then an error line with status 200, as Ollama does."""
     malformed: bool = False
     """Answer 200 with a body that is not JSON."""
+    hold: threading.Event | None = None
+    """Say nothing until this is set (a stalled Ollama that the test releases at its end)."""
+    cut_short: bool = False
+    """Stream one content line, then end the body without the `done` line."""
+    lines: list[dict[str, Any]] | None = None
+    """Stream exactly these objects with status 200 (say, Ollama's error line first)."""
 
 
 @dataclass
@@ -126,6 +137,16 @@ def _echo(request: dict[str, Any]) -> str:
     return "Hello."
 
 
+def _undecodable_image(body: dict[str, Any]) -> str | None:
+    for message in body.get("messages") or []:
+        for image in (message.get("images") or []) if isinstance(message, dict) else []:
+            try:
+                base64.b64decode(image, validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                return "illegal base64 data at input byte 0"
+    return None
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
 
@@ -178,6 +199,10 @@ class _OllamaHandler(BaseHTTPRequestHandler):
         if not isinstance(body.get("messages", []), list):
             self._json(400, {"error": "invalid messages"})
             return
+        bad_image = _undecodable_image(body)
+        if bad_image:  # Go decodes `images` as []byte: invalid base64 fails the whole request
+            self._json(400, {"error": bad_image})
+            return
         item = self.ollama.next_item(body)
         if body["model"] not in self.ollama.model_names() and not isinstance(item, Fault):
             self._json(404, {"error": f'model "{body["model"]}" not found, try pulling it first'})
@@ -193,12 +218,23 @@ class _OllamaHandler(BaseHTTPRequestHandler):
     def _fault(self, fault: Fault, model: str, stream: bool) -> None:
         if fault.stall_seconds:
             time.sleep(fault.stall_seconds)
+        if fault.hold is not None:
+            fault.hold.wait(timeout=30)
         if fault.malformed:
             self._text(200, "<html>not json</html>", "text/html")
         elif fault.mid_stream and stream:
             self._start_stream()
             self._chunk(_line(model, "partial ", done=False))
             self._chunk(json.dumps({"error": fault.error}).encode() + b"\n")
+            self._chunk(b"")
+        elif fault.lines is not None and stream:
+            self._start_stream()
+            for line in fault.lines:
+                self._chunk(json.dumps(line).encode() + b"\n")
+            self._chunk(b"")
+        elif fault.cut_short and stream:
+            self._start_stream()
+            self._chunk(_line(model, "partial ", done=False))
             self._chunk(b"")
         else:
             self._json(fault.status, {"error": fault.error})
@@ -207,7 +243,10 @@ class _OllamaHandler(BaseHTTPRequestHandler):
         self._start_stream()
         if reply.thinking:
             self._chunk(_line(model, "", done=False, thinking=reply.thinking))
-        for piece in _pieces(reply.content, reply.chunks):
+        for number, piece in enumerate(_pieces(reply.content, reply.chunks)):
+            if number and reply.pace is not None and not reply.pace.acquire(timeout=10):
+                self.close_connection = True
+                return
             self._chunk(_line(model, piece, done=False))
         if reply.tool_calls:
             self._chunk(_line(model, "", done=False, tool_calls=reply.tool_calls))

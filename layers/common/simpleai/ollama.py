@@ -8,7 +8,7 @@ place that knows what they mean.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -32,7 +32,7 @@ class OllamaClient:
         response = await self._send("POST", "/api/chat", json={**request, "stream": False})
         return _json_object(response)
 
-    async def chat_stream(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """POST /api/chat with `stream: true`; yields each NDJSON object as it arrives.
 
         Errors before the first line raise as usual; an `{"error": ...}` line mid-stream raises
@@ -74,9 +74,13 @@ class OllamaClient:
             raise UpstreamTimeoutError(
                 f"Ollama at {self.base_url} did not answer in time."
             ) from exc
+        except httpx.ConnectError as exc:
+            raise UpstreamError(
+                f"Ollama at {self.base_url} cannot be reached (connection refused or no route)."
+            ) from exc
         except httpx.TransportError as exc:
             raise UpstreamError(
-                f"Ollama at {self.base_url} cannot be reached: {type(exc).__name__}."
+                f"The connection to Ollama at {self.base_url} failed: {type(exc).__name__}."
             ) from exc
         if response.status_code >= 400:
             if stream:
@@ -87,11 +91,14 @@ class OllamaClient:
 
 
 def _status_error(response: httpx.Response, request: httpx.Request) -> GatewayError:
+    """Ollama's status -> ours: its 404 on a request naming a model is that model missing, its
+    400 is the caller's request; anything else (5xx, or a 4xx about our own request) is 502."""
     message = _upstream_message(response)
-    if response.status_code == 404:
-        model = _requested_model(request)
-        text = f"The model '{model}' does not exist." if model else f"Ollama: {message}"
-        return NotFoundError(text, param="model" if model else None, code="model_not_found")
+    model = _requested_model(request)
+    if response.status_code == 404 and model:
+        return NotFoundError(
+            f"The model '{model}' does not exist.", param="model", code="model_not_found"
+        )
     if response.status_code == 400:
         return InvalidRequestError(f"Ollama rejected the request: {message}")
     return UpstreamError(f"Ollama answered {response.status_code}: {message}")

@@ -1,13 +1,19 @@
 """OpenAI Chat Completions <-> Ollama `/api/chat`, as pure functions.
 
 No I/O and no logging here: JSON-shaped values in, JSON-shaped values out, so that every rule is
-tested table-driven (tests/unit/test_translate.py). Invalid input raises `InvalidRequestError`
-with `param` naming the offending field; a malformed upstream answer raises `UpstreamError`.
+tested table-driven (tests/unit/test_translate.py against tests/unit/cases/*.json). Invalid input
+raises `InvalidRequestError` with `param` naming the offending field; a malformed upstream answer
+raises `UpstreamError`. docs/compatibility.md is the human-readable version of these rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+import json
+import re
+import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +21,7 @@ from typing import Any
 from simpleai.errors import InvalidRequestError, UpstreamError
 
 JSON = dict[str, Any]
+IdFactory = Callable[[], str]
 
 ROLES = {
     "system": "system",
@@ -23,6 +30,25 @@ ROLES = {
     "assistant": "assistant",
     "tool": "tool",
 }
+IMAGE_DATA_URL = re.compile(
+    r"data:image/(png|jpeg|webp|gif);base64,(.*)", re.IGNORECASE | re.DOTALL
+)
+# OpenAI's effort levels -> Ollama's `think`: "none" turns thinking off, the rest pass as levels.
+THINK = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high"}
+NUMBER_OPTIONS = {  # OpenAI parameter -> (Ollama option, lowest, highest), ranges as OpenAI's
+    "temperature": ("temperature", 0.0, 2.0),
+    "top_p": ("top_p", 0.0, 1.0),
+    "frequency_penalty": ("frequency_penalty", -2.0, 2.0),
+    "presence_penalty": ("presence_penalty", -2.0, 2.0),
+}
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + secrets.token_urlsafe(18)
+
+
+def new_call_id() -> str:
+    return "call_" + secrets.token_urlsafe(18)
 
 
 @dataclass(frozen=True)
@@ -36,6 +62,14 @@ class OllamaChat:
     stream: bool
     include_usage: bool
 
+    @property
+    def upstream_model(self) -> str:
+        model: str = self.request["model"]
+        return model
+
+
+# Requests -------------------------------------------------------------------------------------
+
 
 def to_ollama_chat(
     body: Any, *, default_model: str, aliases: Mapping[str, str] | None = None
@@ -43,53 +77,281 @@ def to_ollama_chat(
     """Translate an OpenAI chat completion request body into an Ollama `/api/chat` request."""
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.")
-    model = body.get("model")
+    model = _optional(body, "model", str)
     if model is None:
         model = default_model
-    elif not isinstance(model, str) or not model:
-        raise InvalidRequestError("'model' must be a non-empty string.", param="model")
-    upstream_model = (aliases or {}).get(model, model)
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise InvalidRequestError("'stream' must be a boolean.", param="stream")
-    messages = body.get("messages")
+    if not model:
+        raise _invalid("model", "must be a non-empty string")
+    stream = _optional(body, "stream", bool) or False
+    for legacy in ("functions", "function_call"):  # silently dropping them would lose calls
+        if body.get(legacy) is not None:
+            raise _invalid(legacy, "is the deprecated form of tools; send 'tools' instead")
+    n = _optional(body, "n", int)
+    if n is not None and n != 1:
+        raise InvalidRequestError("Only n=1 is supported: Ollama returns one choice.", param="n")
+    request: JSON = {
+        "model": (aliases or {}).get(model, model),
+        "messages": to_ollama_messages(body.get("messages")),
+        "stream": stream,  # always explicit: Ollama streams unless told not to
+    }
+    tools = _tools(body)
+    if tools:
+        request["tools"] = tools
+    format_ = _format(body.get("response_format"))
+    if format_ is not None:
+        request["format"] = format_
+    options = _options(body)
+    if options:
+        request["options"] = options
+    effort = _optional(body, "reasoning_effort", str)
+    if effort is not None:
+        if effort not in THINK:
+            raise _invalid("reasoning_effort", f"must be one of {', '.join(THINK)}")
+        request["think"] = THINK[effort]
+    stream_options = _optional(body, "stream_options", dict) or {}
+    include_usage = _optional(stream_options, "include_usage", bool, "stream_options.") or False
+    return OllamaChat(request=request, model=model, stream=stream, include_usage=include_usage)
+
+
+def to_ollama_messages(messages: Any) -> list[JSON]:
+    """One Ollama message per OpenAI message (never split, unlike Ollama's own `/v1` layer)."""
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("'messages' must be a non-empty array.", param="messages")
-    request: JSON = {
-        "model": upstream_model,
-        "messages": [_to_ollama_message(message, index) for index, message in enumerate(messages)],
-        "stream": stream,
-    }
-    return OllamaChat(request=request, model=model, stream=stream, include_usage=False)
+    tool_names: dict[str, str] = {}  # tool call id -> function name, from earlier assistant turns
+    translated = []
+    for index, message in enumerate(messages):
+        translated.append(_to_ollama_message(message, f"messages[{index}]", tool_names))
+    return translated
 
 
-def _to_ollama_message(message: Any, index: int) -> JSON:
-    param = f"messages[{index}]"
+def _to_ollama_message(message: Any, param: str, tool_names: dict[str, str]) -> JSON:
     if not isinstance(message, dict):
         raise InvalidRequestError(f"{param} must be an object.", param=param)
-    role = ROLES.get(message.get("role"))  # type: ignore[arg-type]
+    role = message.get("role")
+    role = ROLES.get(role) if isinstance(role, str) else None
     if role is None:
-        raise InvalidRequestError(
-            f"{param}.role must be one of {', '.join(ROLES)}.", param=f"{param}.role"
-        )
+        raise _invalid(f"{param}.role", f"must be one of {', '.join(ROLES)}")
+    result: JSON = {"role": role}
+    tool_calls = message.get("tool_calls")
+    if role == "assistant" and tool_calls is not None:
+        result["tool_calls"] = _to_ollama_tool_calls(tool_calls, f"{param}.tool_calls", tool_names)
     content = message.get("content")
     if content is None:
-        content = ""
-    if not isinstance(content, str):
-        raise InvalidRequestError(f"{param}.content must be a string.", param=f"{param}.content")
-    return {"role": role, "content": content}
+        if not result.get("tool_calls"):
+            raise _invalid(
+                f"{param}.content", "may be null only in an assistant message with tool_calls"
+            )
+        result["content"] = ""
+    elif isinstance(content, str):
+        result["content"] = content
+    elif isinstance(content, list):
+        result["content"], images = _parts(content, f"{param}.content")
+        if images:
+            result["images"] = images
+    else:
+        raise _invalid(f"{param}.content", "must be a string, an array of content parts or null")
+    thinking = message.get("reasoning_content")
+    if role == "assistant" and isinstance(thinking, str) and thinking:
+        result["thinking"] = thinking
+    if role == "tool":
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise _invalid(f"{param}.tool_call_id", "is required in a tool message")
+        result["tool_call_id"] = call_id
+        name = message.get("name")
+        name = name if isinstance(name, str) and name else tool_names.get(call_id)
+        if name:
+            result["tool_name"] = name
+    return result
 
 
-def from_ollama_chat(answer: Any, *, model: str, completion_id: str) -> JSON:
+def _parts(parts: list[Any], param: str) -> tuple[str, list[str]]:
+    """Content parts -> (text parts joined by newlines, raw base64 images)."""
+    texts: list[str] = []
+    images: list[str] = []
+    for index, part in enumerate(parts):
+        where = f"{param}[{index}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise _invalid(f"{where}.text", "must be a string")
+            texts.append(text)
+        elif kind == "image_url":
+            images.append(_image(part.get("image_url"), f"{where}.image_url"))
+        else:
+            raise _invalid(f"{where}.type", "must be 'text' or 'image_url'")
+    return "\n".join(texts), images
+
+
+def _image(image_url: Any, param: str) -> str:
+    url = image_url.get("url") if isinstance(image_url, dict) else image_url
+    if not isinstance(url, str):
+        raise _invalid(f"{param}.url", "must be a string")
+    if url.lower().startswith(("http://", "https://")):
+        raise InvalidRequestError(
+            f"{param}.url: image URLs are not fetched (the gateway makes no requests on a "
+            "caller's behalf); send the image inline as data:image/png;base64,...",
+            param=f"{param}.url",
+            code="image_url_not_supported",
+        )
+    found = IMAGE_DATA_URL.fullmatch(url.strip())
+    if found is None:
+        raise _invalid(f"{param}.url", "must be a data:image/{png,jpeg,webp,gif};base64,... URL")
+    data = found.group(2)
+    try:
+        if not data or not base64.b64decode(data, validate=True):
+            raise ValueError("empty")
+    except (binascii.Error, ValueError):
+        raise _invalid(f"{param}.url", "does not hold valid base64 image data") from None
+    return data
+
+
+def _to_ollama_tool_calls(calls: Any, param: str, tool_names: dict[str, str]) -> list[JSON]:
+    if not isinstance(calls, list):
+        raise _invalid(param, "must be an array")
+    translated = []
+    for index, call in enumerate(calls):
+        where = f"{param}[{index}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(function, dict) or not isinstance(name, str) or not name:
+            raise _invalid(f"{where}.function.name", "must be a non-empty string")
+        arguments = function.get("arguments")
+        if arguments in (None, ""):  # some clients send "" for a call without arguments
+            arguments = "{}"
+        try:
+            parsed = json.loads(arguments) if isinstance(arguments, str) else None
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise _invalid(
+                f"{where}.function.arguments", "must be a JSON object encoded as a string"
+            )
+        entry: JSON = {"function": {"name": name, "arguments": parsed}}
+        call_id = call.get("id")
+        if isinstance(call_id, str) and call_id:
+            entry["id"] = call_id
+            tool_names[call_id] = name
+        translated.append(entry)
+    return translated
+
+
+def _tools(body: JSON) -> list[Any]:
+    tools = _optional(body, "tools", list) or []
+    names = []
+    for index, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise _invalid(f"tools[{index}].type", "must be 'function'")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _invalid(f"tools[{index}].function.name", "must be a string")
+        names.append(function["name"])
+    choice = body.get("tool_choice")
+    if choice is None or choice in ("auto", "required"):
+        # "required" cannot be enforced: Ollama has no way to force a call (docs/compatibility.md)
+        if choice == "required" and not tools:
+            raise _invalid("tool_choice", "'required' needs tools")
+        return tools
+    if choice == "none":
+        return []
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if (
+        not isinstance(choice, dict)
+        or choice.get("type") != "function"
+        or not isinstance(name, str)
+    ):
+        raise _invalid("tool_choice", "must be 'none', 'auto', 'required' or a named function")
+    if name not in names:
+        raise _invalid("tool_choice", f"names function '{name}', which is not in tools")
+    return [tools[names.index(name)]]
+
+
+def _format(response_format: Any) -> Any:
+    if response_format is None:
+        return None
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return "json"
+    if kind == "json_schema":
+        json_schema = response_format.get("json_schema")
+        schema = json_schema.get("schema") if isinstance(json_schema, dict) else None
+        if not isinstance(schema, dict):
+            raise _invalid("response_format.json_schema.schema", "must be a JSON schema object")
+        return schema
+    raise _invalid("response_format.type", "must be 'text', 'json_object' or 'json_schema'")
+
+
+def _options(body: JSON) -> JSON:
+    """Only what the caller set: Ollama's and the model's defaults stay in force otherwise."""
+    options: JSON = {}
+    for name, (option, low, high) in NUMBER_OPTIONS.items():
+        value = _optional(body, name, float)
+        if value is not None:
+            if not low <= value <= high:
+                raise _invalid(name, f"must be between {low:g} and {high:g}")
+            options[option] = value
+    for name in ("max_completion_tokens", "max_tokens"):  # the newer name wins
+        value = _optional(body, name, int)
+        if value is not None:
+            if value < 1:
+                raise _invalid(name, "must be at least 1")
+            options["num_predict"] = value
+            break
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        options["stop"] = [stop]
+    elif isinstance(stop, list) and all(isinstance(item, str) for item in stop):
+        if stop:
+            options["stop"] = stop
+    elif stop is not None:
+        raise _invalid("stop", "must be a string or an array of strings")
+    seed = _optional(body, "seed", int)
+    if seed is not None:
+        options["seed"] = seed
+    return options
+
+
+def _optional(body: JSON, name: str, kind: type, prefix: str = "") -> Any:
+    """`body[name]` if it has type `kind`; None when absent or null; a 400 otherwise."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+    names.update({dict: "an object", list: "an array"})
+    raise _invalid(prefix + name, f"must be {names[kind]}")
+
+
+def _invalid(param: str, problem: str) -> InvalidRequestError:
+    return InvalidRequestError(f"'{param}' {problem}.", param=param)
+
+
+# Responses ------------------------------------------------------------------------------------
+
+
+def from_ollama_chat(
+    answer: Any, *, model: str, completion_id: str, new_call_id: IdFactory = new_call_id
+) -> JSON:
     """Translate a non-streaming Ollama `/api/chat` answer into an OpenAI `chat.completion`."""
     if not isinstance(answer, dict) or not isinstance(answer.get("message"), dict):
         raise UpstreamError("Ollama returned an answer without a message.")
     message = answer["message"]
-    content = message.get("content")
-    if not isinstance(content, str):
-        raise UpstreamError("Ollama returned a message without text content.")
-    prompt_tokens = _count(answer.get("prompt_eval_count"))
-    completion_tokens = _count(answer.get("eval_count"))
+    content = _text(message, "content")
+    tool_calls = [to_openai_tool_call(call, new_call_id) for call in _tool_call_list(message)]
+    reply: JSON = {"role": "assistant", "content": content}
+    if tool_calls:
+        reply["content"] = content or None
+        reply["tool_calls"] = tool_calls
+    thinking = _text(message, "thinking")
+    if thinking:
+        reply["reasoning_content"] = thinking
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -98,24 +360,50 @@ def from_ollama_chat(answer: Any, *, model: str, completion_id: str) -> JSON:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": finish_reason(answer.get("done_reason")),
+                "message": reply,
+                "finish_reason": finish_reason(
+                    answer.get("done_reason"), has_tool_calls=bool(tool_calls)
+                ),
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage(answer),
+    }
+
+
+def to_openai_tool_call(call: Any, new_call_id: IdFactory) -> JSON:
+    """Ollama `{function: {name, arguments: {...}}}` -> OpenAI, with a unique `call_...` id."""
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise UpstreamError("Ollama returned a tool call without a function name.")
+    arguments = function.get("arguments")
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, separators=(",", ":"), ensure_ascii=False)
+    call_id = call.get("id")
+    return {
+        "id": call_id if isinstance(call_id, str) and call_id else new_call_id(),
+        "type": "function",
+        "function": {"name": function["name"], "arguments": arguments},
     }
 
 
 def finish_reason(done_reason: Any, *, has_tool_calls: bool = False) -> str:
-    """Map Ollama's `done_reason` onto OpenAI's closed set of finish reasons."""
+    """Map Ollama's `done_reason` onto OpenAI's closed set (`load`, `unload`, none -> stop)."""
     if has_tool_calls:
         return "tool_calls"
     return "length" if done_reason == "length" else "stop"
+
+
+def usage(answer: JSON) -> JSON:
+    prompt_tokens = _count(answer.get("prompt_eval_count"))
+    completion_tokens = _count(answer.get("eval_count"))
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def created_timestamp(created_at: Any) -> int:
@@ -133,14 +421,188 @@ def created_timestamp(created_at: Any) -> int:
         return 0
 
 
-def to_model_list(tags: Any) -> JSON:
-    """Ollama `/api/tags` -> an OpenAI model list (an empty list is `[]`, never null)."""
+def _text(message: JSON, key: str) -> str:
+    value = message.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UpstreamError(f"Ollama returned a message whose {key} is not text.")
+    return value
+
+
+def _tool_call_list(message: JSON) -> list[Any]:
+    calls = message.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise UpstreamError("Ollama returned tool_calls that are not a list.")
+    return calls
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+# Streaming ------------------------------------------------------------------------------------
+
+
+class StreamTranslator:
+    """Ollama stream objects in, `chat.completion.chunk`s out, for one streamed completion.
+
+    Every chunk shares one `id` and `created` (the first object's `created_at`). The first chunk
+    carries the role; content, reasoning and tool calls follow as Ollama produces them; the done
+    object yields a chunk with an empty delta and the finish reason, then the usage chunk
+    (`choices: []`) when the caller asked for it. It also assembles the whole completion, as
+    the non-streaming answer would have been, for the audit log.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        completion_id: str,
+        include_usage: bool = False,
+        new_call_id: IdFactory = new_call_id,
+    ) -> None:
+        self.model = model
+        self.completion_id = completion_id
+        self.include_usage = include_usage
+        self._new_call_id = new_call_id
+        self.created: int | None = None
+        self.done = False
+        self._content: list[str] = []
+        self._thinking: list[str] = []
+        self._tool_calls: list[JSON] = []
+        self._finish_reason: str | None = None
+        self._usage: JSON | None = None
+
+    def translate(self, item: Any) -> list[JSON]:
+        """The chunks that one Ollama stream object becomes (possibly none)."""
+        if self.done:
+            raise UpstreamError("Ollama streamed past the end of its answer.")
+        if not isinstance(item, dict) or not isinstance(item.get("message"), dict):
+            raise UpstreamError("Ollama streamed an object without a message.")
+        chunks: list[JSON] = []
+        if self.created is None:
+            self.created = created_timestamp(item.get("created_at"))
+            chunks.append(self._chunk({"role": "assistant", "content": ""}))
+        message = item["message"]
+        thinking = _text(message, "thinking")
+        if thinking:
+            self._thinking.append(thinking)
+            chunks.append(self._chunk({"reasoning_content": thinking}))
+        content = _text(message, "content")
+        if content:
+            self._content.append(content)
+            chunks.append(self._chunk({"content": content}))
+        for call in _tool_call_list(message):
+            translated = to_openai_tool_call(call, self._new_call_id)
+            delta = {"index": len(self._tool_calls), **translated}
+            self._tool_calls.append(translated)
+            chunks.append(self._chunk({"tool_calls": [delta]}))
+        if item.get("done") is True:
+            self.done = True
+            self._finish_reason = finish_reason(
+                item.get("done_reason"), has_tool_calls=bool(self._tool_calls)
+            )
+            self._usage = usage(item)
+            chunks.append(self._chunk({}, self._finish_reason))
+            if self.include_usage:
+                chunks.append({**self._envelope(), "choices": [], "usage": self._usage})
+        return chunks
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._finish_reason
+
+    @property
+    def usage(self) -> JSON | None:
+        return self._usage
+
+    def completion(self) -> JSON:
+        """Everything streamed so far, assembled as one `chat.completion`."""
+        content = "".join(self._content)
+        message: JSON = {"role": "assistant", "content": content}
+        if self._tool_calls:
+            message["content"] = content or None
+            message["tool_calls"] = self._tool_calls
+        if self._thinking:
+            message["reasoning_content"] = "".join(self._thinking)
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion",
+            "created": self.created or 0,
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": self._finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": self._usage,
+        }
+
+    def _envelope(self) -> JSON:
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created or 0,
+            "model": self.model,
+        }
+
+    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
+        chunk: JSON = {
+            **self._envelope(),
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if self.include_usage:  # as OpenAI: every chunk but the last has `usage: null`
+            chunk["usage"] = None
+        return chunk
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def sse_event(data: JSON, event: str | None = None) -> bytes:
+    """One server-sent event frame (`event: error` for errors, unnamed for chunks)."""
+    line = b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return (f"event: {event}\n".encode() if event else b"") + line + b"\n\n"
+
+
+# Models ---------------------------------------------------------------------------------------
+
+
+def to_model_list(tags: Any, aliases: Mapping[str, str] | None = None) -> JSON:
+    """Ollama `/api/tags` -> an OpenAI model list (an empty list is `[]`, never null).
+
+    Aliases whose target is installed are listed too, so a client that checks the list for its
+    hard-coded model name finds it.
+    """
     if not isinstance(tags, dict):
         raise UpstreamError("Ollama returned a malformed model list.")
     models = tags.get("models") or []
     if not isinstance(models, list):
         raise UpstreamError("Ollama returned a malformed model list.")
-    return {"object": "list", "data": [to_model(entry) for entry in models]}
+    data = [to_model(entry) for entry in models]
+    for alias in aliases or {}:
+        found = find_model(tags, alias, aliases)
+        if found is not None and all(entry["id"] != alias for entry in data):
+            data.append(found)
+    return {"object": "list", "data": data}
+
+
+def find_model(tags: Any, model_id: str, aliases: Mapping[str, str] | None = None) -> JSON | None:
+    """The model `model_id` names (an alias, or a name with or without `:latest`), or None."""
+    target = (aliases or {}).get(model_id, model_id)
+    wanted = {target, target + ":latest"} if ":" not in target else {target}
+    models = tags.get("models") if isinstance(tags, dict) else None
+    for entry in models if isinstance(models, list) else []:
+        names = (entry.get("name"), entry.get("model")) if isinstance(entry, dict) else ()
+        if any(isinstance(name, str) and name in wanted for name in names):
+            return {**to_model(entry), "id": model_id}
+    return None
 
 
 def to_model(entry: Any) -> JSON:
@@ -152,7 +614,3 @@ def to_model(entry: Any) -> JSON:
         "created": created_timestamp(entry.get("modified_at")),
         "owned_by": "ollama",
     }
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value >= 0 else 0
