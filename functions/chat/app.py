@@ -13,8 +13,9 @@ from simpleai.webapp import Caller, create_app, exchange_of, lambda_handler, rea
 
 app = create_app("SimpleAI Gateway: chat")
 
-# Server-sent events must reach the caller as they are made: no cache, no proxy buffering.
-STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+# Server-sent events must reach the caller as they are made: no proxy buffering. (Every answer
+# already carries Cache-Control: no-store.)
+STREAM_HEADERS = {"X-Accel-Buffering": "no"}
 
 
 @app.post("/chat/completions", response_model=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,44 @@ def test_concurrent_writers_in_threads_keep_one_chain(backend: Backend) -> None:
 
 def test_check_writable_passes_on_a_working_store(backend: Backend) -> None:
     backend.store.check_writable()
+
+
+def test_usage_counts_a_users_requests_in_the_window_and_tokens_of_the_day(
+    backend: Backend,
+) -> None:
+    # GIVEN alice's rows yesterday, early today, in the last minute and a rate refusal,
+    # and bob's row in the last minute
+    for stamp, fields in [
+        ("2026-11-19T23:59:59.000Z", {}),
+        ("2026-11-20T08:00:00.000Z", {}),
+        ("2026-11-20T09:59:30.000Z", {}),
+        ("2026-11-20T09:59:45.000Z", {}),
+        (
+            "2026-11-20T09:59:50.000Z",
+            {"error_type": "rate_limit_error", "tokens_prompt": None, "tokens_completion": None},
+        ),
+        ("2026-11-20T09:59:40.000Z", {"user_id": "bob"}),
+    ]:
+        backend.store.record(make_record(timestamp=stamp, **fields))
+
+    # WHEN the usage is read at 10:00:00
+    usage = backend.store.usage(
+        "alice",
+        window_start=datetime(2026, 11, 20, 9, 59, 0, tzinfo=UTC),
+        day_start=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+
+    # THEN two requests count in the window, the oldest at 09:59:30, and three rows' tokens
+    assert usage.requests_in_window == 2
+    assert usage.oldest_in_window == datetime(2026, 11, 20, 9, 59, 30, tzinfo=UTC)
+    assert usage.tokens_today == 3 * 7
+
+
+def test_usage_of_an_unknown_user_is_zero(backend: Backend) -> None:
+    usage = backend.store.usage(
+        "nobody",
+        window_start=datetime(2026, 11, 20, tzinfo=UTC),
+        day_start=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+
+    assert (usage.requests_in_window, usage.oldest_in_window, usage.tokens_today) == (0, None, 0)

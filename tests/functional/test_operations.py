@@ -101,3 +101,15 @@ def test_metrics_are_emitted_as_emf_with_function_and_model(
     assert "Latency" in success and "UpstreamLatency" in success
     by_type = [doc for doc in documents if "ErrorsByType" in doc]
     assert [doc["error_type"] for doc in by_type] == ["authentication_error"]
+
+
+def test_too_many_messages_are_refused_before_ollama_is_called(
+    invoke: Invoke, make_settings: Callable[..., Settings], fake_ollama: Any
+) -> None:
+    runtime.configure(make_settings(max_messages=3))
+
+    result = invoke("chat", "chat", body={"messages": [{"role": "user", "content": "x"}] * 4})
+
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])["error"]["param"] == "messages"
+    assert fake_ollama.requests == []

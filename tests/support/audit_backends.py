@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from simpleai.audit import AuditStore
 from simpleai.audit.chain import row_hash
-from simpleai.audit.dynamodb import HEAD_ID, DynamoDbAuditStore
+from simpleai.audit.dynamodb import HEAD_ID, USER_INDEX, DynamoDbAuditStore
 from simpleai.audit.sqlite import TABLE, SqliteAuditStore
 
 BUCKET = "simpleai-audit-bodies-test"
@@ -123,7 +123,23 @@ def dynamodb_backend() -> Iterator[DynamoDbBackend]:
         table = dynamodb.create_table(
             TableName=TABLE_NAME,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"}
+                for name in ("id", "user_id", "timestamp")
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": USER_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "user_id", "KeyType": "HASH"},
+                        {"AttributeName": "timestamp", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {
+                        "ProjectionType": "INCLUDE",
+                        "NonKeyAttributes": ["tokens_prompt", "tokens_completion", "error_type"],
+                    },
+                }
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
         s3 = boto3.client("s3", region_name="us-east-1")

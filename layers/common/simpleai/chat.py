@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from simpleai.errors import GatewayError, NotFoundError, UpstreamError
+from simpleai.limits import check_chat_request
 from simpleai.runtime import Components
 from simpleai.translate import (
     JSON,
@@ -34,6 +35,7 @@ from simpleai.webapp import Exchange
 def prepare(body: Any, parts: Components, exchange: Exchange) -> OllamaChat:
     """Translate the request (400 on bad input) and note what the audit row needs of it."""
     config = parts.settings
+    check_chat_request(body, max_messages=config.max_messages)
     chat = to_ollama_chat(body, default_model=config.ollama_model, aliases=config.model_aliases)
     exchange.model = chat.upstream_model
     exchange.stream = chat.stream

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -42,6 +43,7 @@ from simpleai.errors import (
     error_body,
 )
 from simpleai.observability import emit_request_metrics, log_access, logger, tracer
+from simpleai.quota import assess, window_starts
 from simpleai.resilience import request_deadline
 from simpleai.settings import Settings, SettingsError
 
@@ -66,6 +68,8 @@ class Exchange:
     error_type: str | None = None
     upstream_latency_ms: float | None = None
     request_json: Any = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    """Added to the answer, whatever it is (the rate-limit headers of an allowed request)."""
     response_text: str | None = None
     """Set by a route whose body the middleware cannot read whole (an assembled stream)."""
 
@@ -106,7 +110,29 @@ async def authenticated(request: Request) -> Identity:
     # Recorded before the scope check, so that a refused but verified caller is named in the audit.
     exchange_of(request).identity = identity
     verifier.require_scopes(identity)
+    _enforce_limits(identity, exchange_of(request))
     return identity
+
+
+def _enforce_limits(identity: Identity, exchange: Exchange) -> None:
+    """Per-user rate and token quota from the shared audit store; 429 once one is spent."""
+    config = runtime.settings()
+    if not (config.rate_limit_requests_per_minute or config.token_quota_per_day):
+        return
+    now = datetime.now(UTC)
+    window_start, day_start = window_starts(now)
+    usage = runtime.components().audit.usage(
+        identity.subject, window_start=window_start, day_start=day_start
+    )
+    verdict = assess(
+        usage,
+        requests_per_minute=config.rate_limit_requests_per_minute,
+        tokens_per_day=config.token_quota_per_day,
+        now=now,
+    )
+    if verdict.refusal is not None:
+        raise verdict.refusal
+    exchange.response_headers.update(verdict.headers)
 
 
 Caller = Annotated[Identity, Depends(authenticated)]
@@ -301,6 +327,9 @@ class AuditMiddleware:
                     f"The gateway failed to handle the request (request id {exchange.request_id})."
                 )
             )
+        finally:
+            # A stream whose caller went away ends without its last chunk: record it anyway.
+            responder.record_if_unfinished()
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
@@ -365,6 +394,7 @@ class _Responder:
             (b"x-request-id", self._exchange.request_id.encode()),
             (b"cache-control", b"no-store"),
             (b"x-content-type-options", b"nosniff"),
+            *((k.encode(), v.encode()) for k, v in self._exchange.response_headers.items()),
         ]
 
     async def fail(self, error: GatewayError) -> None:
@@ -379,6 +409,22 @@ class _Responder:
         self._chunks = [json.dumps(error.to_body()).encode()]
         self._start = self._error_start(error)
         await self._finish({"type": "http.response.body", "body": self._chunks[0]})
+
+    def record_if_unfinished(self) -> None:
+        """Audit a response that began but never finished (the caller disconnected)."""
+        if self._done or self._start is None:
+            return
+        self._done = True
+        self._exchange.error_type = self._exchange.error_type or "client_disconnected"
+        status = int(self._start["status"])
+        try:
+            self._write_audit(status)
+        except GatewayError as exc:
+            logger.error(
+                "audit write failed",
+                extra={"request_id": self._exchange.request_id, "error": exc.message},
+            )
+        self._log(status)
 
     def _error_start(self, error: GatewayError) -> Message:
         extra = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]

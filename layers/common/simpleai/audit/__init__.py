@@ -9,11 +9,13 @@ redaction.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from simpleai.audit.chain import Anchor, Verification
 from simpleai.audit.records import AuditQuery, AuditRecord
+from simpleai.quota import Usage
 
 if TYPE_CHECKING:
     from simpleai.settings import Settings
@@ -37,6 +39,9 @@ class AuditStore(Protocol):
 
     def verify(self) -> Verification:
         """Walk the whole chain and report what does not hold."""
+
+    def usage(self, user_id: str, *, window_start: datetime, day_start: datetime) -> Usage:
+        """What `user_id` used since each start, for rate limits and quotas (quota.py)."""
 
     def prune(self, before: str, *, batch_size: int = 500) -> int:
         """Delete the oldest records written before `before` (ISO timestamp); how many went."""

@@ -22,10 +22,13 @@ from decimal import Decimal
 from typing import Any
 
 from simpleai.audit.chain import GENESIS, Anchor, Verification, row_hash, verify_chain
-from simpleai.audit.records import AuditQuery, AuditRecord
+from simpleai.audit.records import AuditQuery, AuditRecord, iso_timestamp
 from simpleai.errors import AuditUnavailableError
+from simpleai.quota import Usage
 
 HEAD_ID = "#head"
+USER_INDEX = "user_id-timestamp"
+"""Global secondary index (user_id, timestamp): per-user usage without a scan."""
 INLINE_BODY_LIMIT = 300_000
 """Bodies larger than this (bytes, both together) go to S3; the rest of an item stays far below
 DynamoDB's 400 KB."""
@@ -162,6 +165,40 @@ class DynamoDbAuditStore:
         rows.sort(key=lambda row: int(row["seq"]), reverse=query.newest_first)
         for row in rows[: query.limit] if query.limit is not None else rows:
             yield self._with_bodies(row)
+
+    def usage(self, user_id: str, *, window_start: datetime, day_start: datetime) -> Usage:
+        """One query on the user index from the earlier of the two starts."""
+        from boto3.dynamodb.conditions import Key
+
+        window, day = iso_timestamp(window_start), iso_timestamp(day_start)
+        condition = Key("user_id").eq(user_id) & Key("timestamp").gte(min(window, day))
+        kwargs: dict[str, Any] = {
+            "IndexName": USER_INDEX,
+            "KeyConditionExpression": condition,
+            "ProjectionExpression": "#t, tokens_prompt, tokens_completion, error_type",
+            "ExpressionAttributeNames": {"#t": "timestamp"},
+        }
+        count, oldest, tokens = 0, None, 0
+        while True:
+            page = self._table.query(**kwargs)
+            for item in page.get("Items", []):
+                stamp = str(item["timestamp"])
+                if stamp >= day:
+                    tokens += int(item.get("tokens_prompt") or 0)
+                    tokens += int(item.get("tokens_completion") or 0)
+                if stamp >= window and item.get("error_type") != "rate_limit_error":
+                    count += 1
+                    oldest = stamp if oldest is None else min(oldest, stamp)
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return Usage(
+            requests_in_window=count,
+            oldest_in_window=datetime.fromisoformat(oldest.replace("Z", "+00:00"))
+            if oldest
+            else None,
+            tokens_today=tokens,
+        )
 
     def anchor(self) -> Anchor | None:
         head = self._head() or {}

@@ -8,8 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+def iso_timestamp(moment: datetime) -> str:
+    """The audit log's timestamp form (UTC, milliseconds, `Z`): it sorts as text."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_timestamp(datetime.now(UTC))
 
 
 @dataclass

@@ -20,8 +20,9 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from simpleai.audit.chain import GENESIS, Anchor, Verification, row_hash, verify_chain
-from simpleai.audit.records import AuditQuery, AuditRecord
+from simpleai.audit.records import AuditQuery, AuditRecord, iso_timestamp
 from simpleai.errors import AuditUnavailableError
+from simpleai.quota import Usage
 
 TABLE = "audit_log"
 PRUNES = "audit_prunes"
@@ -182,6 +183,24 @@ class SqliteAuditStore:
         for row in self.db.query(sql, params):
             yield _restored(row)
 
+    def usage(self, user_id: str, *, window_start: datetime, day_start: datetime) -> Usage:
+        """Two look-ups on the (user_id, timestamp) index; refusals for rate do not count."""
+        count, oldest = self._conn.execute(
+            f"SELECT COUNT(*), MIN(timestamp) FROM {TABLE} WHERE user_id = ? AND timestamp >= ?"  # noqa: S608
+            " AND error_type IS NOT 'rate_limit_error'",
+            [user_id, iso_timestamp(window_start)],
+        ).fetchone()
+        (tokens,) = self._conn.execute(
+            f"SELECT TOTAL(tokens_prompt) + TOTAL(tokens_completion) FROM {TABLE}"  # noqa: S608
+            " WHERE user_id = ? AND timestamp >= ?",
+            [user_id, iso_timestamp(day_start)],
+        ).fetchone()
+        return Usage(
+            requests_in_window=int(count),
+            oldest_in_window=_parse_timestamp(oldest) if oldest else None,
+            tokens_today=int(tokens),
+        )
+
     def anchor(self) -> Anchor | None:
         found = self._anchor_row()
         return Anchor(seq=found[0], hash=found[1]) if found else None
@@ -280,3 +299,7 @@ def _restored(row: dict[str, Any]) -> dict[str, Any]:
 
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
