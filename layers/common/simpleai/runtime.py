@@ -39,14 +39,22 @@ _settings: Settings | None = None
 _jwks: JwksCache | None = None
 _generation = 0
 _local = threading.local()
+_ollama_transport: httpx.AsyncBaseTransport | None = None
 
 
-def configure(settings: Settings | None) -> None:
-    """Use `settings` from now on (None: read the environment on next use); drops built objects."""
-    global _settings, _jwks, _generation
+def configure(
+    settings: Settings | None, *, ollama_transport: httpx.AsyncBaseTransport | None = None
+) -> None:
+    """Use `settings` from now on (None: read the environment on next use); drops built objects.
+
+    `ollama_transport` replaces the network under the Ollama client (e.g. an
+    `httpx.MockTransport`, so the benchmarks can time the gateway without a socket).
+    """
+    global _settings, _jwks, _generation, _ollama_transport
     with _lock:
         _settings = settings
         _jwks = None
+        _ollama_transport = ollama_transport
         _generation += 1
     if settings is not None:
         logger.setLevel(settings.log_level)
@@ -87,6 +95,7 @@ def _build(config: Settings) -> Components:
         ),
         headers={"User-Agent": USER_AGENT, **config.ollama_headers},
         limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60),
+        transport=_ollama_transport,
     )
     audit = SqliteAuditStore.open(config.database_path, journal_mode=config.audit_journal_mode)
     return Components(
