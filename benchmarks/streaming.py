@@ -30,6 +30,7 @@ def measure(
     gateway_ms: list[float] = []
     direct_ms: list[float] = []
     content_types: set[str] = set()
+    errors = 0
     rows_before = audit_row_count(database)
     with client(timeout=30) as http:
 
@@ -50,12 +51,16 @@ def measure(
         for index in range(count):
             if time.monotonic() > deadline:
                 break
-            if index % 2:
-                gateway_time = through_gateway()
-                direct_time = straight()
-            else:
-                direct_time = straight()
-                gateway_time = through_gateway()
+            try:
+                if index % 2:
+                    gateway_time = through_gateway()
+                    direct_time = straight()
+                else:
+                    direct_time = straight()
+                    gateway_time = through_gateway()
+            except (RuntimeError, httpx.HTTPError):
+                errors += 1
+                continue
             gateway_ms.append(gateway_time)
             direct_ms.append(direct_time)
     rows = audit_row_count(database) - rows_before
@@ -93,7 +98,8 @@ def measure(
     result.add("Through the gateway, median", ms(Summary.of(gateway_ms).median))
     result.add("Straight to the stand-in, median", ms(Summary.of(direct_ms).median))
     result.add("Gateway's content type", ", ".join(sorted(content_types)))
-    result.add("Audit rows written / requests sent", f"{rows} / {warmup + added.count}")
+    result.add("Errors", str(errors))
+    result.add("Audit rows written / requests sent", f"{rows} / {warmup + added.count + errors}")
     return result
 
 
