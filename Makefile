@@ -43,5 +43,14 @@ sam-validate: $(SAM_VENV)/.installed
 pytest: install
 	$(PY) -m pytest
 
+## Measure what the gateway costs and write docs/benchmarks.md (a few minutes; not part of
+## `make test`). BENCH_ARGS passes options, e.g. BENCH_ARGS="--only local-api --dry-run".
+bench: install $(VENV)/.bench-installed
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: benchmarks/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r benchmarks/requirements.txt
+	touch $@
+
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache

@@ -41,15 +41,24 @@ _jwks: JwksCache | None = None
 _breaker: CircuitBreaker | None = None
 _generation = 0
 _local = threading.local()
+_ollama_transport: httpx.AsyncBaseTransport | None = None
 
 
-def configure(settings: Settings | None) -> None:
-    """Use `settings` from now on (None: read the environment on next use); drops built objects."""
-    global _settings, _jwks, _breaker, _generation
+def configure(
+    settings: Settings | None, *, ollama_transport: httpx.AsyncBaseTransport | None = None
+) -> None:
+    """Use `settings` from now on (None: read the environment on next use); drops built objects.
+
+    `ollama_transport` replaces the network under the Ollama client (e.g. an
+    `httpx.MockTransport`, so the benchmarks can time the gateway without a socket); retries
+    and the circuit breaker still wrap it.
+    """
+    global _settings, _jwks, _breaker, _generation, _ollama_transport
     with _lock:
         _settings = settings
         _jwks = None
         _breaker = None
+        _ollama_transport = ollama_transport
         _generation += 1
     if settings is not None:
         logger.setLevel(settings.log_level)
@@ -87,7 +96,8 @@ def _build(config: Settings) -> Components:
         required_scopes=config.oidc_required_scopes,
     )
     transport = ResilientTransport(
-        httpx.AsyncHTTPTransport(
+        _ollama_transport
+        or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60)
         ),
         policy=RetryPolicy(max_retries=config.ollama_max_retries),

@@ -1,0 +1,129 @@
+"""`python -m benchmarks`: run the measurements and write docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks import (
+    audit_store,
+    cold_start,
+    invocation,
+    latency,
+    load,
+    streaming,
+)
+from benchmarks.machine import describe
+from benchmarks.report import Result, render
+from benchmarks.servers import ROOT, Setup, setup
+
+LOCAL_API_WORKERS = 8
+DRY_RUN_BANNER = (
+    "Dry run: measured on a busy machine (other jobs were running on its cores), to show that "
+    "the harness works. The figures are noisy and say little about the gateway; rerun "
+    "`make bench` on a quiet machine."
+)
+
+
+def _invocation(context: Setup) -> list[Result]:
+    return [invocation.measure(context.issuer, context.token, context.workdir)]
+
+
+def _audit_store(context: Setup) -> list[Result]:
+    return [audit_store.measure(context.workdir)]
+
+
+def _cold_start(context: Setup) -> list[Result]:
+    env = context.gateway_env(context.workdir / "cold-start.db")
+    return [cold_start.measure(context.token, env, context.workdir)]
+
+
+def _local_api(context: Setup) -> list[Result]:
+    database = context.workdir / "local-api.db"
+    with context.local_api(database, workers=LOCAL_API_WORKERS) as api:
+        return [
+            latency.measure(api.url, context.ollama_url, context.token, database),
+            load.measure(api.url, context.token, database, workers=LOCAL_API_WORKERS),
+        ]
+
+
+def _streaming(context: Setup) -> list[Result]:
+    database = context.workdir / "streaming.db"
+    with context.chat_under_uvicorn(database) as chat:
+        return [streaming.measure(chat.url, context.ollama_url, context.token, database)]
+
+
+# Measurement groups in the order they run; in-process work first, while nothing else runs.
+GROUPS: dict[str, Callable[[Setup], list[Result]]] = {
+    "invocation": _invocation,
+    "audit-store": _audit_store,
+    "cold-start": _cold_start,
+    "local-api": _local_api,
+    "streaming": _streaming,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(GROUPS),
+        help="run only these groups (repeatable); the doc is then written only with --output",
+    )
+    parser.add_argument("--output", type=Path, help="default: docs/benchmarks.md")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="mark the figures as a dry run on a busy machine",
+    )
+    args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the OIDC provider's access log
+
+    machine = describe(ROOT)
+    results: list[Result] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="simpleai-bench-") as workdir,
+        setup(Path(workdir)) as context,
+    ):
+        for name, group in GROUPS.items():
+            if args.only and name not in args.only:
+                continue
+            started = time.monotonic()
+            print(f"benchmarks: {name} ...", file=sys.stderr, flush=True)
+            results.extend(group(context))
+            print(
+                f"benchmarks: {name} done in {time.monotonic() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    results.sort(key=lambda result: result.number)
+    for result in results:
+        print(f"\n{result.number}. {result.title}")
+        for figure, value in result.figures:
+            print(f"   {figure}: {value}")
+        if result.target:
+            verdict = result.verdict.value if result.verdict else "-"
+            print(f"   target {result.target}: {verdict}")
+    output = args.output or (None if args.only else ROOT / "docs" / "benchmarks.md")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(
+            render(
+                results,
+                machine,
+                command="make bench",
+                banner=DRY_RUN_BANNER if args.dry_run else None,
+            )
+        )
+        print(f"\nbenchmarks: wrote {output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""One cold start, run as `python -I cold_start_child.py gateway|hello ROOT EVENT_FILE`.
+
+Imports the handler module as Lambda's runtime would (from its folder on sys.path), serves the
+event once and prints one line, `COLD-START {json}`, with the in-process timings. Only the
+standard library is imported before the handler module.
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.perf_counter()
+
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+MARKER = "COLD-START "
+
+
+class Context:
+    """The attributes of Lambda's context object that Powertools reads."""
+
+    function_name = "ChatFunction"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ChatFunction"
+    memory_limit_in_mb = 512
+    aws_request_id = "cold-start-bench"
+    log_group_name = "/aws/lambda/ChatFunction"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def main() -> None:
+    kind, root, event_file = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    folder = root / "functions" / "chat" if kind == "gateway" else root / "benchmarks"
+    sys.path.insert(0, str(folder))
+    event: dict[str, Any] = json.loads(event_file.read_text())
+    before_import = time.perf_counter()
+    module = __import__("app" if kind == "gateway" else "hello_world")
+    imported = time.perf_counter()
+    result = module.handler(event, Context())
+    served = time.perf_counter()
+    report = {
+        "status": result["statusCode"],
+        "import_ms": (imported - before_import) * 1000,
+        "first_event_ms": (served - imported) * 1000,
+        "since_main_ms": (served - STARTED) * 1000,
+    }
+    sys.stdout.write(MARKER + json.dumps(report) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""2. Per-invocation cost, in-process: API Gateway v2 events into the chat function's Lambda
+handler with warm caches, the Ollama client answered at once by an `httpx.MockTransport` (no
+socket), and a pyinstrument profile of where the time goes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.report import Result, Verdict, us
+from benchmarks.servers import AUDIENCE, ROOT
+from benchmarks.stats import Summary
+from localapi.events import context_for
+from localapi.template import load_handler, read_application
+from simpleai import runtime
+from simpleai.observability import SERVICE
+from simpleai.settings import Settings
+
+TARGET_MEAN_US = 1000.0
+PROFILE_INTERVAL_SECONDS = 0.0002
+PLACEHOLDER = "Bearer REPLACE_WITH_A_TOKEN"
+
+OLLAMA_ANSWER = json.dumps(
+    {
+        "model": "llama3.2",
+        "created_at": "2026-11-19T08:26:40.123456789Z",
+        "message": {"role": "assistant", "content": "Hello."},
+        "done": True,
+        "done_reason": "stop",
+        "total_duration": 4_935_886_791,
+        "load_duration": 534_986_708,
+        "prompt_eval_count": 12,
+        "prompt_eval_duration": 107_345_000,
+        "eval_count": 2,
+        "eval_duration": 4_289_432_000,
+    }
+).encode()
+
+# Where the profile's time is attributed: (file suffix, function names). The first match on the
+# way down a call stack takes the time of everything below it.
+PARTS: dict[str, tuple[str, frozenset[str]]] = {
+    "auth (token verification)": ("simpleai/auth.py", frozenset({"verify"})),
+    "request JSON parse (read_json)": ("simpleai/webapp.py", frozenset({"read_json"})),
+    "translation": (
+        "simpleai/translate.py",
+        frozenset({"to_ollama_chat", "from_ollama_chat"}),
+    ),
+    "upstream call (httpx client, mock transport)": ("simpleai/ollama.py", frozenset({"chat"})),
+    "audit write": ("simpleai/webapp.py", frozenset({"_write_audit"})),
+    "access log line": ("simpleai/webapp.py", frozenset({"_log"})),
+}
+
+
+def _answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(
+        200, content=OLLAMA_ANSWER, headers={"content-type": "application/json; charset=utf-8"}
+    )
+
+
+def measure(
+    issuer: str,
+    token: str,
+    workdir: Path,
+    *,
+    count: int = 3000,
+    warmup: int = 200,
+    profiled: int = 600,
+    budget_seconds: float = 30.0,
+) -> Result:
+    settings = Settings(
+        oidc_issuer=issuer,
+        oidc_audience=(AUDIENCE,),
+        ollama_base_url="http://127.0.0.1:9",  # never reached: the mock transport answers
+        database_url=f"sqlite:{workdir / 'invocation.db'}",
+    )
+    application = read_application(ROOT / "template.yaml")
+    function = application.functions["ChatFunction"]
+    handler = load_handler(function)
+    template = json.loads((ROOT / "events" / "chat.json").read_text())
+    assert template["headers"]["authorization"] == PLACEHOLDER
+    template["headers"]["authorization"] = f"Bearer {token}"
+
+    def invoke() -> None:
+        event = copy.deepcopy(template)
+        result = handler(event, context_for(function))
+        if result["statusCode"] != 200:
+            raise RuntimeError(f"the chat handler answered {result['statusCode']}: {result}")
+
+    with _quiet_logs(), _gateway(settings):
+        for _ in range(warmup):
+            invoke()
+        samples = _timed(handler, template, function, count, budget_seconds)
+        shares, profiled_count = _profile(invoke, profiled, budget_seconds)
+
+    summary = Summary.of(samples)
+    result = Result(
+        number=2,
+        title="Per-invocation cost (in-process, warm)",
+        method=(
+            f"{summary.count} API Gateway HTTP API v2 events (events/chat.json with a real "
+            "token) into the chat function's Lambda handler (Powertools context, Mangum, "
+            "FastAPI, audit middleware, token verification against cached JWKS, translation, "
+            "audit row written to SQLite in WAL mode, access log line formatted and written to "
+            f"/dev/null), after {warmup} warm-up invocations. The Ollama client's httpx "
+            "transport is an `httpx.MockTransport` answering at once, so no socket is "
+            "involved (`runtime.configure(settings, ollama_transport=...)`)."
+        ),
+        target=f"mean per-invocation overhead < {TARGET_MEAN_US / 1000:.0f} ms",
+        measured=us(summary.mean),
+        verdict=Verdict.MET if summary.mean < TARGET_MEAN_US else Verdict.MISSED,
+    )
+    result.add("Mean", us(summary.mean))
+    result.add("Median", us(summary.median))
+    result.add("p99", us(summary.p99))
+    result.add("Max", us(summary.maximum))
+    for part, share in shares.items():
+        result.add(f"Share: {part}", f"{share:.0%}")
+    result.notes.append(
+        f"Shares come from pyinstrument (statistical, {PROFILE_INTERVAL_SECONDS * 1000:.1f} ms "
+        f"interval, wall time) over {profiled_count} "
+        "further invocations; each part counts the time of its function and everything it "
+        "calls; `rest` is Powertools, Mangum, FastAPI/Starlette routing and dependency "
+        "injection, the middleware and the event loop."
+    )
+    return result
+
+
+def _timed(
+    handler: Callable[[dict[str, Any], Any], Any],
+    template: dict[str, Any],
+    function: Any,
+    count: int,
+    budget_seconds: float,
+) -> list[float]:
+    samples: list[float] = []
+    deadline = time.monotonic() + budget_seconds
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            break
+        event = copy.deepcopy(template)  # outside the timed part, as Lambda hands it over
+        context = context_for(function)
+        started = time.perf_counter_ns()
+        result = handler(event, context)
+        samples.append((time.perf_counter_ns() - started) / 1000)
+        if result["statusCode"] != 200:
+            raise RuntimeError(f"the chat handler answered {result['statusCode']}")
+    return samples
+
+
+def _profile(
+    invoke: Callable[[], None], count: int, budget_seconds: float
+) -> tuple[dict[str, float], int]:
+    from pyinstrument import Profiler  # a bench-only dependency (benchmarks/requirements.txt)
+
+    profiler = Profiler(interval=PROFILE_INTERVAL_SECONDS, async_mode="disabled")
+    done = 0
+    deadline = time.monotonic() + budget_seconds
+    profiler.start()
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            break
+        invoke()
+        done += 1
+    profiler.stop()
+    root = profiler.last_session.root_frame() if profiler.last_session else None
+    if root is None or root.time <= 0:
+        return {}, done
+    totals = dict.fromkeys(PARTS, 0.0)
+    _attribute(root, totals)
+    shares = {part: seconds / root.time for part, seconds in totals.items()}
+    shares["rest"] = max(0.0, 1.0 - sum(shares.values()))
+    return shares, done
+
+
+def _attribute(frame: Any, totals: dict[str, float]) -> None:
+    path = (frame.file_path or "").replace(os.sep, "/")
+    for part, (suffix, functions) in PARTS.items():
+        if frame.function in functions and path.endswith(suffix):
+            totals[part] += frame.time
+            return
+    for child in frame.children:
+        _attribute(child, totals)
+
+
+@contextlib.contextmanager
+def _gateway(settings: Settings) -> Iterator[None]:
+    # Mangum runs each invocation on the thread's current loop, as Lambda's runtime does.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runtime.configure(settings, ollama_transport=httpx.MockTransport(_answer))
+    try:
+        yield
+    finally:
+        runtime.configure(None)
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Format the access log lines as usual but write them to /dev/null, not our terminal."""
+    handlers = [
+        handler
+        for handler in logging.getLogger(SERVICE).handlers
+        if isinstance(handler, logging.StreamHandler)
+    ]
+    with open(os.devnull, "w") as devnull:
+        previous = [handler.setStream(devnull) for handler in handlers]
+        try:
+            yield
+        finally:
+            for handler, stream in zip(handlers, previous, strict=True):
+                if stream is not None:
+                    handler.setStream(stream)
