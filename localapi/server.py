@@ -153,8 +153,13 @@ class Server:
 
     def __init__(self, api: LocalApi, host: str = "127.0.0.1", port: int = 0) -> None:
         self.api = api
+        # IPPROTO_TCP spelled out: asyncio turns Nagle's algorithm off on accepted connections
+        # only for sockets made with it, and with Nagle on a small response waits ~40 ms for
+        # the client's delayed ACK.
         self.socket = socket.socket(
-            socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
+            socket.AF_INET6 if ":" in host else socket.AF_INET,
+            socket.SOCK_STREAM,
+            socket.IPPROTO_TCP,
         )
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((host, port))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from simpleai.audit import AuditQuery, AuditRecord
 from simpleai.audit.chain import GENESIS
-from simpleai.audit.sqlite import TABLE, SqliteAuditStore, migrations
+from simpleai.audit.migrations import migrations
+from simpleai.audit.sqlite import TABLE, SqliteAuditStore
 
 
 def test_rows_written_before_the_chain_are_chained_by_the_migration(tmp_path: Path) -> None:
@@ -32,3 +34,13 @@ def test_rows_written_before_the_chain_are_chained_by_the_migration(tmp_path: Pa
     assert [(row["seq"], row["response_status"]) for row in rows] == [(1, 200), (2, 401), (3, 200)]
     assert rows[0]["prev_hash"] == GENESIS
     assert report.ok, report.problems
+
+
+@pytest.mark.parametrize(("mode", "level"), [("FULL", 2), ("NORMAL", 1)])
+def test_the_durability_level_is_the_configured_one(tmp_path: Path, mode: str, level: int) -> None:
+    store = SqliteAuditStore.open(tmp_path / "audit.db", synchronous=mode)
+
+    (found,) = store.db.execute("PRAGMA synchronous").fetchone()
+
+    assert found == level
+    store.close()

@@ -20,11 +20,12 @@ application = read_application(Path("template.yaml"))
 handler = load_handler(application.functions["HealthFunction"])
 event = json.loads(Path("events/health.json").read_text())
 result = handler(event, LambdaContext("HealthFunction", 512, 30))
-print(json.dumps({"status": result["statusCode"], "xray": "aws_xray_sdk" in sys.modules}))
+print(json.dumps({"status": result["statusCode"], "xray": "aws_xray_sdk" in sys.modules,
+                  "sqlite_utils": "sqlite_utils" in sys.modules}))
 """
 
 
-def test_first_call_works_and_tracing_off_costs_no_xray_import(tmp_path: Path) -> None:
+def test_first_call_imports_neither_xray_nor_sqlite_utils_needlessly(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "OIDC_ISSUER": "https://login.example.com",
@@ -33,15 +34,19 @@ def test_first_call_works_and_tracing_off_costs_no_xray_import(tmp_path: Path) -
         "POWERTOOLS_METRICS_DISABLED": "true",
     }
 
-    result = subprocess.run(
-        [sys.executable, "-c", FIRST_CALL],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    def first_call() -> dict[str, object]:
+        result = subprocess.run(
+            [sys.executable, "-c", FIRST_CALL],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        outcome: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+        return outcome
 
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome == {"status": 200, "xray": False}
+    # A new database is migrated (sqlite-utils needed); a migrated one is not touched.
+    assert first_call() == {"status": 200, "xray": False, "sqlite_utils": True}
+    assert first_call() == {"status": 200, "xray": False, "sqlite_utils": False}

@@ -75,8 +75,9 @@ def cache(provider: JwksServer, clock: FakeClock, http: httpx.Client) -> JwksCac
 
 
 @pytest.fixture
-def verifier(cache: JwksCache, provider: JwksServer) -> TokenVerifier:
-    return TokenVerifier(cache, issuer=provider.issuer, audience=(AUDIENCE,))
+def verifier(cache: JwksCache, provider: JwksServer, clock: FakeClock) -> TokenVerifier:
+    # The same clock drives the key cache and the verified-token cache.
+    return TokenVerifier(cache, issuer=provider.issuer, audience=(AUDIENCE,), clock=clock)
 
 
 Verify = Callable[[str], Any]

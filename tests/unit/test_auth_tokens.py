@@ -354,3 +354,88 @@ def test_refusals_name_no_part_of_the_token(
             verifier.verify(f"Bearer {token}")
         for part in token.split("."):
             assert part not in raised.value.message
+
+
+class Decodes:
+    """Counts the signature checks the verifier makes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import simpleai.auth.verify as verify
+
+        self.count = 0
+        real = verify.jwt.decode
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(verify.jwt, "decode", counting)
+
+
+def test_a_verified_token_is_trusted_again_without_a_signature_check(
+    rsa: KeyPair,
+    provider: JwksServer,
+    make_verifier: MakeVerifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decodes = Decodes(monkeypatch)
+    verifier = make_verifier()
+    token = rsa.sign(claims_for(provider.issuer))
+
+    first = verifier.verify(f"Bearer {token}")
+    second = verifier.verify(f"Bearer {token}")
+
+    assert first == second
+    assert decodes.count == 1
+
+
+def test_cached_trust_lasts_five_minutes_at_most(
+    rsa: KeyPair,
+    provider: JwksServer,
+    make_verifier: MakeVerifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decodes = Decodes(monkeypatch)
+    now = [time.time()]
+    verifier = make_verifier(clock=lambda: now[0])
+    token = rsa.sign(claims_for(provider.issuer, exp=int(now[0]) + 3600))
+    verifier.verify(f"Bearer {token}")
+
+    now[0] += 301
+    verifier.verify(f"Bearer {token}")
+
+    assert decodes.count == 2
+
+
+def test_cached_trust_ends_when_the_token_expires(
+    rsa: KeyPair,
+    provider: JwksServer,
+    make_verifier: MakeVerifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decodes = Decodes(monkeypatch)
+    now = [time.time()]
+    verifier = make_verifier(clock=lambda: now[0])
+    token = rsa.sign(claims_for(provider.issuer, exp=int(now[0]) + 100))
+    verifier.verify(f"Bearer {token}")
+
+    now[0] += 101
+    verifier.verify(f"Bearer {token}")  # real time has not moved: still valid within leeway
+
+    assert decodes.count == 2
+
+
+def test_refused_tokens_are_never_cached(
+    rsa: KeyPair,
+    provider: JwksServer,
+    make_verifier: MakeVerifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decodes = Decodes(monkeypatch)
+    verifier = make_verifier(allowed_client_ids=("another-app",))
+    token = rsa.sign(claims_for(provider.issuer))
+
+    for _ in range(2):
+        refusal(verifier, token)
+
+    assert decodes.count == 2

@@ -45,6 +45,7 @@ def test_a_missing_required_setting_is_named(missing: str) -> None:
         ("LOG_LEVEL", "chatty"),
         ("MODEL_ALIASES", "gpt-4o"),
         ("AUDIT_FAIL_OPEN", "maybe"),
+        ("AUDIT_SYNCHRONOUS", "sometimes"),
         ("OLLAMA_TIMEOUT_SECONDS", "-1"),
         ("OLLAMA_HEADERS", "no colon here"),
     ],

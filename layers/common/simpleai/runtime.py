@@ -8,9 +8,11 @@ one per worker (as `sam local` has one container per concurrent request).
 
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass
 
+import certifi
 import httpx
 
 from simpleai import __version__
@@ -98,7 +100,8 @@ def _build(config: Settings) -> Components:
     transport = ResilientTransport(
         _ollama_transport
         or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60)
+            verify=tls_verification(config.ollama_base_url),
+            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60),
         ),
         policy=RetryPolicy(max_retries=config.ollama_max_retries),
         breaker=_shared_breaker(config),
@@ -140,7 +143,7 @@ def _shared_jwks(config: Settings) -> JwksCache:
     with _lock:
         if _jwks is None:
             _jwks = JwksCache(
-                JsonFetcher(httpx.Client(timeout=5.0, headers={"User-Agent": USER_AGENT})),
+                JsonFetcher(),
                 issuer=config.oidc_issuer,
                 jwks_url=config.oidc_jwks_url,
                 ttl=config.oidc_jwks_ttl_seconds,
@@ -151,15 +154,48 @@ def _shared_jwks(config: Settings) -> JwksCache:
 
 
 class JsonFetcher:
-    """GETs JSON documents (the OIDC discovery document, the JWKS) with one pooled client."""
+    """GETs JSON documents (the OIDC discovery document, the JWKS), one pooled client per scheme
+    built on first use; tests may hand it the client to use."""
 
-    def __init__(self, http: httpx.Client) -> None:
+    def __init__(self, http: httpx.Client | None = None) -> None:
         self._http = http
+        self._clients: dict[bool, httpx.Client] = {}
 
     def __call__(self, url: str) -> object:
         try:
-            response = self._http.get(url)
+            response = self._client(url).get(url)
             response.raise_for_status()
             return response.json()
         except httpx.HTTPError as exc:
             raise OSError(f"GET {url} failed: {type(exc).__name__}") from exc
+
+    def _client(self, url: str) -> httpx.Client:
+        if self._http is not None:
+            return self._http
+        secure = url.startswith("https://")
+        client = self._clients.get(secure)
+        if client is None:
+            client = httpx.Client(
+                timeout=5.0, headers={"User-Agent": USER_AGENT}, verify=tls_verification(url)
+            )
+            self._clients[secure] = client
+        return client
+
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def tls_verification(url: str) -> ssl.SSLContext | bool:
+    """What an httpx client for `url` verifies TLS with.
+
+    A client for a plain http:// URL gets no TLS context at all: building one loads the CA
+    bundle, 40 to 120 ms of every cold start, for connections that never use it. Clients for
+    https:// URLs share one context, built once per process.
+    """
+    global _ssl_context
+    if url.startswith("http://"):
+        return False
+    with _lock:
+        if _ssl_context is None:
+            _ssl_context = ssl.create_default_context(cafile=certifi.where())
+        return _ssl_context

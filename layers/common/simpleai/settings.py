@@ -19,6 +19,7 @@ T = TypeVar("T")
 
 JOURNAL_MODES = ("WAL", "DELETE", "TRUNCATE", "PERSIST")
 AUDIT_BACKENDS = ("sqlite", "dynamodb")
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -53,6 +54,7 @@ class Settings:
     # Audit log
     audit_backend: str = "sqlite"
     audit_journal_mode: str = "WAL"
+    audit_synchronous: str = "FULL"
     audit_max_body_bytes: int = 256 * 1024
     audit_store_images: bool = False
     audit_fail_open: bool = False
@@ -106,6 +108,9 @@ class Settings:
             audit_backend=env.parse("AUDIT_BACKEND", _choice(AUDIT_BACKENDS), "sqlite"),
             audit_journal_mode=env.parse(
                 "AUDIT_JOURNAL_MODE", _choice(JOURNAL_MODES, upper=True), "WAL"
+            ),
+            audit_synchronous=env.parse(
+                "AUDIT_SYNCHRONOUS", _choice(SYNCHRONOUS_MODES, upper=True), "FULL"
             ),
             audit_max_body_bytes=env.parse("AUDIT_MAX_BODY_BYTES", _int_range(1024), 256 * 1024),
             audit_store_images=env.parse("AUDIT_STORE_IMAGES", _bool, False),

@@ -55,6 +55,7 @@ def open_store(settings: Settings) -> AuditStore:
         settings.audit_backend,
         database_path=settings.database_path,
         journal_mode=settings.audit_journal_mode,
+        synchronous=settings.audit_synchronous,
         table=settings.audit_dynamodb_table,
         bucket=settings.audit_s3_bucket,
         retention_days=settings.audit_retention_days,
@@ -66,6 +67,7 @@ def open_backend(
     *,
     database_path: Path | None = None,
     journal_mode: str | None = "WAL",
+    synchronous: str = "FULL",
     table: str | None = None,
     bucket: str | None = None,
     retention_days: int = 0,
@@ -81,4 +83,4 @@ def open_backend(
 
     if database_path is None:
         raise ValueError("the sqlite backend needs a database path (DATABASE_URL)")
-    return SqliteAuditStore.open(database_path, journal_mode=journal_mode)
+    return SqliteAuditStore.open(database_path, journal_mode=journal_mode, synchronous=synchronous)

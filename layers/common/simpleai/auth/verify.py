@@ -11,7 +11,9 @@ echo the token or any part of it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,12 @@ ASYMMETRIC_ALGORITHMS = (
 
 MAX_TOKEN_BYTES = 16 * 1024
 
+VERIFIED_CACHE_SIZE = 1024
+VERIFIED_CACHE_SECONDS = 300.0
+"""A verified token is trusted again without a signature check until it expires, for at most
+this long: a warm function then pays the RSA check once per caller and token, and a token
+whose key was withdrawn stops working within five minutes (API Gateway's authorizer caches too)."""
+
 # A JWS in compact serialisation: three base64url parts (the signature empty for alg none).
 _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
@@ -53,6 +61,16 @@ class Identity:
     scopes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Trusted:
+    """A token that passed every check: until when, who, and against which key set."""
+
+    until: float
+    identity: Identity
+    kid: str | None
+    keys: tuple[SigningKey, ...]
+
+
 class TokenVerifier:
     """Checks `Authorization: Bearer <JWT>` and returns the caller's identity."""
 
@@ -65,8 +83,11 @@ class TokenVerifier:
         leeway: float = 60,
         allowed_client_ids: Sequence[str] = (),
         required_scopes: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._jwks = keys
+        self._clock = clock
+        self._verified: OrderedDict[str, _Trusted] = OrderedDict()
         self._issuer = issuer
         self._audience = list(audience)
         self._leeway = leeway
@@ -85,6 +106,16 @@ class TokenVerifier:
         Apart so that a caller refused for lacking scopes can still be named in the audit log.
         """
         token = bearer_token(authorization)
+        now = self._clock()
+        trusted = self._verified.get(token)
+        # Trust holds while the key set it was checked against is still the current one: a
+        # refetch (rotation, a retired key) sends every token through the full check again.
+        if (
+            trusted is not None
+            and now < trusted.until
+            and self._jwks.signing_keys(trusted.kid) is trusted.keys
+        ):
+            return trusted.identity
         algorithm, kid = _checked_header(token)
         claims = self._verified_claims(token, algorithm, kid)
         identity = _identity(claims)
@@ -92,7 +123,18 @@ class TokenVerifier:
             raise AuthenticationError(
                 "The bearer token was issued to a client this gateway does not accept."
             )
+        # `exp` is wall-clock time, the cache runs on the (monotonic) clock: trust ends at the
+        # earlier of the token's expiry and the cache's own bound.
+        lifetime = min(VERIFIED_CACHE_SECONDS, float(claims["exp"]) - time.time())
+        keys = self._jwks.signing_keys(kid)
+        self._remember(token, _Trusted(now + lifetime, identity, kid, keys))
         return identity
+
+    def _remember(self, token: str, trusted: _Trusted) -> None:
+        self._verified[token] = trusted
+        self._verified.move_to_end(token)
+        while len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
 
     def require_scopes(self, identity: Identity) -> None:
         missing = [scope for scope in self._required_scopes if scope not in identity.scopes]
