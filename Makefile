@@ -5,7 +5,7 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: install run test lint typecheck pytest sam-validate bench clean
+.PHONY: install run test lint typecheck pytest sam-validate sam-local-test bench clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ sam-validate: $(SAM_VENV)/.installed
 
 pytest: install
 	$(PY) -m pytest
+
+## sam build and sam local start-api for real, in Docker (root: installs and starts the engine).
+sam-local-test: install $(SAM_VENV)/.installed
+	SAM=$(SAM) PY=$(PY) deploy/samlocal/run.sh
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
