@@ -21,6 +21,7 @@ import contextlib
 import json
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,11 @@ CREATE = re.compile(r"^(/v[0-9.]+)?/containers/create(\?|$)")
 RIE_PORT = "8080/tcp"
 
 
-def rewrite_create(body: dict[str, Any], mounts: list[str]) -> dict[str, Any]:
-    """The container-create body, with `mounts` bound at the same paths and host networking."""
+def rewrite_create(
+    body: dict[str, Any], mounts: list[str], port: Callable[[], int] | None = None
+) -> dict[str, Any]:
+    """The container-create body, with `mounts` bound at the same paths and host networking;
+    `port()` gives a free port for the runtime API of a Lambda emulator (default: ask the OS)."""
     host_config = body.setdefault("HostConfig", {})
     binds = host_config.get("Binds") or []
     host_config["Binds"] = binds + [f"{path}:{path}" for path in mounts]
@@ -48,7 +52,7 @@ def rewrite_create(body: dict[str, Any], mounts: list[str]) -> dict[str, Any]:
                 "--runtime-interface-emulator-address",
                 f"127.0.0.1:{host_port}",
                 "--runtime-api-address",
-                f"127.0.0.1:{free_port()}",
+                f"127.0.0.1:{(port or free_port)()}",
                 *entrypoint[1:],
             ]
     return body
@@ -109,8 +113,8 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
 
 
-async def serve(listen: Path, mounts: list[str]) -> None:
-    proxy = Proxy(mounts)
+async def serve(listen: Path, mounts: list[str], engine_socket: str = ENGINE_SOCKET) -> None:
+    proxy = Proxy(mounts, engine_socket)
     listen.unlink(missing_ok=True)
     server = await asyncio.start_unix_server(proxy.handle, path=str(listen), limit=1 << 20)
     print(f"docker API proxy on unix://{listen}, mounting {', '.join(mounts)}", flush=True)
@@ -122,10 +126,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--listen", type=Path, required=True, help="unix socket path to serve")
     parser.add_argument("--mount", action="append", default=[], help="host dir, same path inside")
+    parser.add_argument("--engine", default=ENGINE_SOCKET, help="the real engine's unix socket")
     args = parser.parse_args()
     mounts = [str(Path(path).resolve()) for path in args.mount]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.listen, mounts))
+        asyncio.run(serve(args.listen, mounts, args.engine))
 
 
 if __name__ == "__main__":

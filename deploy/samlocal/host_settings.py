@@ -7,11 +7,10 @@ uses and the package index its pip uses. The stand-in base image is built with t
 
 from __future__ import annotations
 
-import configparser
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 APT = Path("/etc/apt")
@@ -30,11 +29,11 @@ DEBIAN_SUITES = {
 PIP_KEYS = ("index-url", "extra-index-url", "trusted-host")
 
 
-def apt_sources() -> Iterator[tuple[str, list[str]]]:
+def apt_sources(apt: Path = APT) -> Iterator[tuple[str, list[str]]]:
     """(uri, suites) of every enabled deb source, one-line and deb822 formats alike."""
-    files = [APT / "sources.list"] if (APT / "sources.list").is_file() else []
-    files += sorted((APT / "sources.list.d").glob("*.list"))
-    files += sorted((APT / "sources.list.d").glob("*.sources"))
+    files = [apt / "sources.list"] if (apt / "sources.list").is_file() else []
+    files += sorted((apt / "sources.list.d").glob("*.list"))
+    files += sorted((apt / "sources.list.d").glob("*.sources"))
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
         yield from (_deb822 if path.suffix == ".sources" else _one_line)(text)
@@ -67,41 +66,42 @@ def _deb822(text: str) -> Iterator[tuple[str, list[str]]]:
             yield uri, fields.get("suites", "").split()
 
 
-def apt_mirror() -> str:
-    for uri, suites in apt_sources():
+def apt_mirror(apt: Path = APT) -> str:
+    for uri, suites in apt_sources(apt):
         if any(suite in DEBIAN_SUITES for suite in suites):
             return uri.rstrip("/")
     raise SystemExit("host_settings: no Debian archive found in /etc/apt/sources.list*")
 
 
-def pip_conf() -> str:
-    """The host's index settings as a pip.conf; file:// indexes and local paths stay behind
-    (a container cannot see them), and so does everything that is not about the index."""
+def pip_conf(listed: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The host's index settings (`pip config list`, then PIP_* variables) as a pip.conf.
+    file:// indexes and local paths stay behind (a container cannot see them), and so does
+    everything that is not about the index."""
+    if listed is None:
+        listed = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    environ = os.environ if environ is None else environ
     values: dict[str, list[str]] = {}
-    listed = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
     for line in listed.splitlines():
         key, sep, value = line.partition("=")
         name = key.rsplit(".", 1)[-1]
         if sep and name in PIP_KEYS:
             values.setdefault(name, []).extend(value.strip().strip("'\"").split())
     for name in PIP_KEYS:
-        env = os.environ.get("PIP_" + name.upper().replace("-", "_"))
+        env = environ.get("PIP_" + name.upper().replace("-", "_"))
         if env:
             values[name] = env.split()
-    parser = configparser.ConfigParser()
-    parser["global"] = {}
+    lines = ["[global]"]
     for name, items in values.items():
         kept = [item for item in dict.fromkeys(items) if not item.startswith(("file:", "/"))]
         if name.endswith("url"):
             kept = [item for item in kept if item.startswith(("http://", "https://"))]
         if kept:
-            parser["global"][name] = " ".join(kept)
-    lines = ["[global]"] + [f"{key} = {value}" for key, value in parser["global"].items()]
+            lines.append(f"{name} = {' '.join(kept)}")
     return "\n".join(lines) + "\n"
 
 
