@@ -14,9 +14,16 @@ step() { echo "sam-local-test: $* ($((SECONDS - started_at)) s)" >&2; }
 
 step "Docker engine"
 export DOCKERD_PIDFILE=${DOCKERD_PIDFILE:-/tmp/simpleai-dockerd.pid}
+stop_dockerd() {
+    step "stopping the dockerd we started"
+    local pid deadline=$((SECONDS + 30))
+    pid=$(cat "$DOCKERD_PIDFILE")
+    kill "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+}
 if [ "$(deploy/samlocal/ensure-docker.sh)" = started ]; then
     # We started dockerd: stop it again when done, whatever happens.
-    trap 'step "stopping the dockerd we started"; kill "$(cat "$DOCKERD_PIDFILE")" 2>/dev/null || true' EXIT
+    trap stop_dockerd EXIT
 fi
 
 step "stand-in base image"
