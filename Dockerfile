@@ -7,6 +7,12 @@
 # installed packages and the function's app.py (no pip cache, build tools or tests).
 ARG PYTHON_VERSION=3.13
 FROM amazon/aws-lambda-python:${PYTHON_VERSION} AS build
+# A package index other than pip's default, when the build needs one: `docker build --build-arg
+# PIP_INDEX_URL=...`. pip reads these variables; left unset, they change nothing. (sam build
+# passes only Metadata.DockerBuildArgs; the CI's stand-in base image carries a pip.conf instead.)
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
 # The shared package first and before ARG FUNCTION: its layer is the same for every function,
 # so the second image's build reuses the first's.
 COPY layers/common /tmp/common
