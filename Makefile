@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install run test lint typecheck pytest sam-validate bench clean
+.PHONY: install run test lint typecheck pytest sam-validate sam-local-test bench clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,10 @@ bench: install $(VENV)/.bench-installed
 $(VENV)/.bench-installed: benchmarks/requirements.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r benchmarks/requirements.txt
 	touch $@
+
+## sam build and sam local start-api for real, in Docker (root: installs and starts the engine).
+sam-local-test: install $(SAM_VENV)/.installed
+	SAM=$(SAM) PY=$(PY) deploy/samlocal/run.sh
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
