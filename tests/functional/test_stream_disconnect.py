@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from simpleai.auditing import AuditMiddleware
 from simpleai.settings import Settings
-from simpleai.webapp import AuditMiddleware
 
 Rows = Callable[[], list[dict[str, Any]]]
 

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from simpleai.errors import GatewayError, NotFoundError, UpstreamError
+from simpleai.exchange import Exchange
 from simpleai.limits import check_chat_request
 from simpleai.runtime import Components
 from simpleai.translate import (
@@ -29,7 +30,6 @@ from simpleai.translate import (
     to_model_list,
     to_ollama_chat,
 )
-from simpleai.webapp import Exchange
 
 
 def prepare(body: Any, parts: Components, exchange: Exchange) -> OllamaChat:

@@ -6,6 +6,7 @@ renders them all as `{"error": {"message", "type", "param", "code"}}`.
 
     GatewayError
     ├── InvalidRequestError          400 invalid_request_error
+    │   ├── MethodNotAllowedError    405 invalid_request_error
     │   └── RequestTooLargeError     413 invalid_request_error
     ├── AuthenticationError          401 authentication_error
     │   └── MissingTokenError        401 authentication_error (no bearer token sent)
@@ -63,6 +64,11 @@ def error_body(
 class InvalidRequestError(GatewayError):
     status = 400
     type = "invalid_request_error"
+
+
+class MethodNotAllowedError(InvalidRequestError):
+    status = 405
+    default_code = "method_not_allowed"
 
 
 class RequestTooLargeError(InvalidRequestError):
