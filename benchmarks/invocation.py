@@ -49,15 +49,12 @@ OLLAMA_ANSWER = json.dumps(
 # Where the profile's time is attributed: (file suffix, function names). The first match on the
 # way down a call stack takes the time of everything below it.
 PARTS: dict[str, tuple[str, frozenset[str]]] = {
-    "auth (token verification)": ("simpleai/auth.py", frozenset({"verify"})),
+    "auth (token verification, rate limits)": ("simpleai/webapp.py", frozenset({"authenticated"})),
     "request JSON parse (read_json)": ("simpleai/webapp.py", frozenset({"read_json"})),
-    "translation": (
-        "simpleai/translate.py",
-        frozenset({"to_ollama_chat", "from_ollama_chat"}),
-    ),
+    "translation": ("simpleai/translate/", frozenset({"to_ollama_chat", "from_ollama_chat"})),
     "upstream call (httpx client, mock transport)": ("simpleai/ollama.py", frozenset({"chat"})),
-    "audit write": ("simpleai/webapp.py", frozenset({"_write_audit"})),
-    "access log line": ("simpleai/webapp.py", frozenset({"_log"})),
+    "audit write": ("simpleai/auditing.py", frozenset({"_write_audit"})),
+    "access log line and metrics": ("simpleai/auditing.py", frozenset({"_log"})),
 }
 
 
@@ -185,7 +182,9 @@ def _profile(
 def _attribute(frame: Any, totals: dict[str, float]) -> None:
     path = (frame.file_path or "").replace(os.sep, "/")
     for part, (suffix, functions) in PARTS.items():
-        if frame.function in functions and path.endswith(suffix):
+        # A suffix ending in "/" names a package: any of its modules.
+        found = suffix in path if suffix.endswith("/") else path.endswith(suffix)
+        if frame.function in functions and found:
             totals[part] += frame.time
             return
     for child in frame.children:
