@@ -162,6 +162,11 @@ class _Responder:
         self._done = True
         self._exchange.error_type = self._exchange.error_type or "client_disconnected"
         status = int(self._start["status"])
+        self._try_write_audit(status)  # nobody is listening: a failure can only be logged
+        self._log(status)
+
+    def _try_write_audit(self, status: int) -> GatewayError | None:
+        """Write the record; the error, already logged, when it could not be written."""
         try:
             self._write_audit(status)
         except GatewayError as exc:
@@ -169,7 +174,8 @@ class _Responder:
                 "audit write failed",
                 extra={"request_id": self._exchange.request_id, "error": exc.message},
             )
-        self._log(status)
+            return exc
+        return None
 
     def _error_start(self, error: GatewayError) -> Message:
         extra = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
@@ -182,20 +188,14 @@ class _Responder:
     async def _finish(self, last: Message) -> None:
         assert self._start is not None
         status = int(self._start["status"])
-        try:
-            self._write_audit(status)
-        except GatewayError as exc:
-            logger.error(
-                "audit write failed",
-                extra={"request_id": self._exchange.request_id, "error": exc.message},
+        exc = self._try_write_audit(status)
+        if exc is not None and (self._streaming or not _fail_open()):
+            await self._refuse(
+                exc
+                if isinstance(exc, AuditUnavailableError)
+                else AuditUnavailableError(exc.message)
             )
-            if self._streaming or not _fail_open():
-                await self._refuse(
-                    exc
-                    if isinstance(exc, AuditUnavailableError)
-                    else AuditUnavailableError(exc.message)
-                )
-                return
+            return
         self._done = True
         if not self._started:
             self._started = True
