@@ -113,3 +113,15 @@ def test_too_many_messages_are_refused_before_ollama_is_called(
     assert result["statusCode"] == 400
     assert json.loads(result["body"])["error"]["param"] == "messages"
     assert fake_ollama.requests == []
+
+
+def test_cors_answers_name_an_allowed_origin_only(
+    invoke: Invoke, make_settings: Callable[..., Settings]
+) -> None:
+    runtime.configure(make_settings(cors_origins=("https://app.example",)))
+
+    allowed = invoke("health", "health", headers={"origin": "https://app.example"})
+    other = invoke("health", "health", headers={"origin": "https://evil.example"})
+
+    assert allowed["headers"]["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in other["headers"]

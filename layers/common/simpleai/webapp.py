@@ -34,7 +34,7 @@ from simpleai.errors import (
 from simpleai.exchange import Exchange, exchange_of
 from simpleai.observability import logger, tracer
 from simpleai.quota import assess, window_starts
-from simpleai.settings import SettingsError
+from simpleai.settings import Settings, SettingsError
 
 
 async def authenticated(request: Request) -> Identity:
@@ -192,18 +192,22 @@ async def _render_validation_error(request: Request, exc: RequestValidationError
 
 
 class CorsFromSettings:
-    """CORS from `CORS_ORIGINS`, decided on first request (settings are read lazily)."""
+    """CORS from `CORS_ORIGINS`, decided when settings are first read (lazily, at the first
+    request) and again whenever `runtime.configure` replaces them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._wrapped: ASGIApp | None = None
+        self._wrapped: ASGIApp = app
+        self._decided_for: Settings | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._wrapped is None:
-            try:
-                origins = runtime.settings().cors_origins
-            except SettingsError:
-                origins = ()
+        try:
+            settings = runtime.settings()
+        except SettingsError:
+            settings = None  # the request itself reports the configuration error
+        if settings is not None and settings is not self._decided_for:
+            self._decided_for = settings
+            origins = settings.cors_origins
             self._wrapped = (
                 CORSMiddleware(
                     self.app,
