@@ -11,7 +11,7 @@ import httpx
 from benchmarks.clients import client
 from benchmarks.report import Result, Verdict, ms
 from benchmarks.requests import audit_row_count, bearer, ollama_body, openai_body
-from benchmarks.stats import Summary
+from benchmarks.stats import Summary, paired_samples
 
 TARGET_MEDIAN_MS = 1.5
 
@@ -26,9 +26,6 @@ def measure(
     warmup: int = 30,
     budget_seconds: float = 60.0,
 ) -> Result:
-    gateway_ms: list[float] = []
-    direct_ms: list[float] = []
-    errors = 0
     rows_before = audit_row_count(database)
     with (
         client(base_url=api_url, headers=bearer(token), timeout=30) as gateway,
@@ -51,29 +48,18 @@ def measure(
                 raise RuntimeError(f"the stand-in answered {response.status_code}")
             return elapsed
 
-        for _ in range(warmup):
-            through_gateway()
-            straight()
-        deadline = time.monotonic() + budget_seconds
-        for index in range(count):
-            if time.monotonic() > deadline:
-                break
-            # Alternate which goes first, so neither path always follows the other's work.
-            try:
-                if index % 2:
-                    gateway_time = through_gateway()
-                    direct_time = straight()
-                else:
-                    direct_time = straight()
-                    gateway_time = through_gateway()
-            except (RuntimeError, httpx.HTTPError):
-                errors += 1
-                continue
-            gateway_ms.append(gateway_time)
-            direct_ms.append(direct_time)
+        paired = paired_samples(
+            through_gateway,
+            straight,
+            count=count,
+            warmup=warmup,
+            budget_seconds=budget_seconds,
+            failures=(RuntimeError, httpx.HTTPError),
+        )
     rows = audit_row_count(database) - rows_before
+    added = paired.added()
+    gateway_ms, direct_ms, errors = paired.gateway_ms, paired.direct_ms, paired.errors
     sent = warmup + len(gateway_ms) + errors
-    added = Summary.of([g - d for g, d in zip(gateway_ms, direct_ms, strict=True)])
     gateway_summary = Summary.of(gateway_ms)
     direct_summary = Summary.of(direct_ms)
 

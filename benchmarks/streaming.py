@@ -12,7 +12,7 @@ import httpx
 from benchmarks.clients import client
 from benchmarks.report import Result, Verdict, ms
 from benchmarks.requests import audit_row_count, bearer, ollama_body, openai_body
-from benchmarks.stats import Summary
+from benchmarks.stats import Summary, paired_samples
 
 TARGET_MEDIAN_MS = 2.0
 
@@ -27,10 +27,7 @@ def measure(
     warmup: int = 20,
     budget_seconds: float = 45.0,
 ) -> Result:
-    gateway_ms: list[float] = []
-    direct_ms: list[float] = []
     content_types: set[str] = set()
-    errors = 0
     rows_before = audit_row_count(database)
     with client(timeout=30) as http:
 
@@ -44,27 +41,17 @@ def measure(
         def straight() -> float:
             return _first_chunk(http, ollama_url + "/api/chat", ollama_body(stream=True), {})[0]
 
-        for _ in range(warmup):
-            through_gateway()
-            straight()
-        deadline = time.monotonic() + budget_seconds
-        for index in range(count):
-            if time.monotonic() > deadline:
-                break
-            try:
-                if index % 2:
-                    gateway_time = through_gateway()
-                    direct_time = straight()
-                else:
-                    direct_time = straight()
-                    gateway_time = through_gateway()
-            except (RuntimeError, httpx.HTTPError):
-                errors += 1
-                continue
-            gateway_ms.append(gateway_time)
-            direct_ms.append(direct_time)
+        paired = paired_samples(
+            through_gateway,
+            straight,
+            count=count,
+            warmup=warmup,
+            budget_seconds=budget_seconds,
+            failures=(RuntimeError, httpx.HTTPError),
+        )
     rows = audit_row_count(database) - rows_before
-    added = Summary.of([g - d for g, d in zip(gateway_ms, direct_ms, strict=True)])
+    added = paired.added()
+    gateway_ms, direct_ms, errors = paired.gateway_ms, paired.direct_ms, paired.errors
     streams = all(kind.startswith("text/event-stream") for kind in content_types)
 
     result = Result(

@@ -37,3 +37,31 @@ def test_summary_of_a_skewed_sample() -> None:
         100.0,
     )
     assert summary.mean == pytest.approx(2.48)
+
+
+def test_paired_samples_alternate_which_path_goes_first_and_count_failures() -> None:
+    from benchmarks.stats import paired_samples
+
+    calls: list[str] = []
+    failing = iter([False, False, True, False, False, False, False, False])
+
+    def gateway() -> float:
+        calls.append("gateway")
+        if next(failing):
+            raise RuntimeError("refused")
+        return 5.0
+
+    def direct() -> float:
+        calls.append("direct")
+        return 2.0
+
+    paired = paired_samples(
+        gateway, direct, count=4, warmup=1, budget_seconds=60, failures=(RuntimeError,)
+    )
+
+    assert calls[:2] == ["gateway", "direct"]  # warm-up
+    assert calls[2:4] == ["direct", "gateway"]  # even rounds start straight
+    assert calls[4] == "gateway"  # odd rounds start through the gateway
+    assert paired.errors == 1
+    assert paired.added().median == 3.0
+    assert len(paired.gateway_ms) == len(paired.direct_ms) == 3
