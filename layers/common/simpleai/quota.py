@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from simpleai.errors import RateLimitError
 
@@ -27,11 +26,6 @@ class Usage:
     oldest_in_window: datetime | None
     """When the oldest request still counted in the window was made."""
     tokens_today: int
-
-
-class UsageLedger(Protocol):
-    def usage(self, user_id: str, *, window_start: datetime, day_start: datetime) -> Usage:
-        """What `user_id` has used since each start (refused-for-rate requests do not count)."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from simpleai.errors import (
     MissingTokenError,
     NotFoundError,
     PermissionDeniedError,
-    error_body,
 )
 from simpleai.exchange import Exchange, exchange_of
 from simpleai.observability import logger, tracer
@@ -227,7 +226,6 @@ __all__ = [
     "Exchange",
     "authenticated",
     "create_app",
-    "error_body",
     "exchange_of",
     "lambda_handler",
     "read_json",
