@@ -86,20 +86,37 @@ class Proxy:
             body = json.dumps(rewrite_create(json.loads(raw or b"{}"), self.mounts)).encode()
             headers = [h for h in headers if h[0].strip().lower() != "content-length"]
             headers.append(["Content-Length", f" {len(body)}"])
-        if "upgrade" not in names.get("connection", "").lower():
+        upgrade = "upgrade" in names.get("connection", "").lower()
+        if not upgrade:
             # One request per connection: after it, the bytes that follow are not ours to parse.
-            headers = [h for h in headers if h[0].strip().lower() != "connection"]
-            headers.append(["Connection", " close"])
+            headers = _closing(headers)
         upstream_r, upstream_w = await asyncio.open_unix_connection(self.engine_socket)
         lines = [f"{method} {target} {version}"] + [f"{name}:{value}" for name, value in headers]
         upstream_w.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         await upstream_w.drain()
         to_engine = asyncio.create_task(_pump(client_r, upstream_w))
+        if not upgrade:
+            # Tell the client too, or it may reuse the connection this proxy is about to close.
+            with contextlib.suppress(asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                status_line, *response_lines = (
+                    (await upstream_r.readuntil(b"\r\n\r\n"))
+                    .decode("latin-1")
+                    .rstrip("\r\n")
+                    .split("\r\n")
+                )
+                response_headers = _closing([line.split(":", 1) for line in response_lines])
+                lines = [status_line] + [f"{name}:{value}" for name, value in response_headers]
+                client_w.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         await _pump(upstream_r, client_w)
         to_engine.cancel()
         for writer in (client_w, upstream_w):
             with contextlib.suppress(OSError):
                 writer.close()
+
+
+def _closing(headers: list[list[str]]) -> list[list[str]]:
+    """`headers` with `Connection: close` in place of any Connection header."""
+    return [h for h in headers if h[0].strip().lower() != "connection"] + [["Connection", " close"]]
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
