@@ -1,5 +1,9 @@
-"""A client of Ollama's native API. It takes its `httpx.AsyncClient`, so a warm function reuses
-one connection pool and tests can hand it any transport.
+"""A client of Ollama's native API. It sends through an httpx transport it is given, so a warm
+function reuses one connection pool and tests can hand it any transport.
+
+Requests go to the transport directly rather than through `httpx.AsyncClient`: the client's
+per-request merging of URLs, headers, cookies, auth and redirects cost about 0.3 ms a call and
+none of it applies to one fixed upstream. Headers, URLs and timeouts are built once here.
 
 Transport failures and Ollama's `{"error": "..."}` answers become `GatewayError`s here, the one
 place that knows what they mean.
@@ -8,7 +12,7 @@ place that knows what they mean.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
@@ -23,13 +27,23 @@ from simpleai.errors import (
 
 
 class OllamaClient:
-    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
-        self._http = http
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        base_url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout: httpx.Timeout,
+    ) -> None:
+        self._transport = transport
         self.base_url = base_url.rstrip("/")
+        self._headers = httpx.Headers(headers)
+        self._timeout = timeout.as_dict()
+        self._urls: dict[str, httpx.URL] = {}
 
     async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
         """POST /api/chat with `stream: false`; the answer object."""
-        response = await self._send("POST", "/api/chat", json={**request, "stream": False})
+        response = await self._send("POST", "/api/chat", _json({**request, "stream": False}))
         return _json_object(response)
 
     async def chat_stream(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
@@ -38,9 +52,7 @@ class OllamaClient:
         Errors before the first line raise as usual; an `{"error": ...}` line mid-stream raises
         `UpstreamError`.
         """
-        http_request = self._http.build_request(
-            "POST", self.base_url + "/api/chat", json={**request, "stream": True}
-        )
+        http_request = self._request("POST", "/api/chat", _json({**request, "stream": True}))
         response = await self._send_request(http_request, stream=True)
         try:
             async for line in response.aiter_lines():
@@ -63,13 +75,30 @@ class OllamaClient:
     async def version(self) -> dict[str, Any]:
         return _json_object(await self._send("GET", "/api/version"))
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        request = self._http.build_request(method, self.base_url + path, **kwargs)
-        return await self._send_request(request, stream=False)
+    async def _send(self, method: str, path: str, content: bytes | None = None) -> httpx.Response:
+        return await self._send_request(self._request(method, path, content), stream=False)
+
+    def _request(self, method: str, path: str, content: bytes | None) -> httpx.Request:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.base_url + path)
+        return httpx.Request(
+            method,
+            url,
+            headers=self._headers,
+            content=content,
+            extensions={"timeout": self._timeout},
+        )
 
     async def _send_request(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         try:
-            response = await self._http.send(request, stream=stream)
+            response = await self._transport.handle_async_request(request)
+            response.request = request
+            if not stream:
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()  # hands the connection back to the pool
         except httpx.TimeoutException as exc:
             raise UpstreamTimeoutError(
                 f"Ollama at {self.base_url} did not answer in time."
@@ -88,6 +117,11 @@ class OllamaClient:
                 await response.aclose()
             raise _status_error(response, request)
         return response
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    """The request body as httpx's `json=` would send it (compact, UTF-8, no NaN)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _status_error(response: httpx.Response, request: httpx.Request) -> GatewayError:

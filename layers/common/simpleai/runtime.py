@@ -107,19 +107,20 @@ def _build(config: Settings) -> Components:
         breaker=_shared_breaker(config),
         base_url=config.ollama_base_url,
     )
-    http = httpx.AsyncClient(
-        transport=transport,
+    ollama = OllamaClient(
+        transport,
+        config.ollama_base_url,
+        headers={"User-Agent": USER_AGENT, **config.ollama_headers},
         timeout=httpx.Timeout(
             config.ollama_timeout_seconds, connect=config.ollama_connect_timeout_seconds
         ),
-        headers={"User-Agent": USER_AGENT, **config.ollama_headers},
     )
     audit = open_store(config)
     return Components(
         settings=config,
         verifier=verifier,
         jwks=jwks,
-        ollama=OllamaClient(http, config.ollama_base_url),
+        ollama=ollama,
         breaker=_shared_breaker(config),
         audit=audit,
         generation=_generation,
