@@ -59,13 +59,13 @@ def test_every_answer_is_uncacheable_and_carries_the_request_id(invoke: Invoke, 
 
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
-    """What the gateway's Powertools logger writes, formatted exactly as in production."""
+    """What the gateway writes to its Powertools log handler's stream (stdout in production)."""
     buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(buffer)
     yield buffer
-    logger.removeHandler(handler)
+    handler.setStream(previous)
 
 
 def test_access_line_is_json_with_the_request_id_and_no_secret(
@@ -87,18 +87,22 @@ def test_access_line_is_json_with_the_request_id_and_no_secret(
 
 
 def test_metrics_are_emitted_as_emf_with_function_and_model(
-    invoke: Invoke, capfd: pytest.CaptureFixture[str]
+    invoke: Invoke, log_output: io.StringIO
 ) -> None:
     invoke("chat", "chat")
     invoke("chat", "chat-no-token")
 
-    documents = [line for line in json_lines(capfd.readouterr().out) if "_aws" in line]
+    documents = [line for line in json_lines(log_output.getvalue()) if "_aws" in line]
     success = next(doc for doc in documents if doc.get("model") == "llama3.2")
     assert success["function"] == "ChatFunction"
-    assert success["Requests"] == [1.0]
-    assert success["PromptTokens"] == [12.0]
-    assert success["CompletionTokens"] == [7.0]
+    assert success["Requests"] == 1
+    assert success["PromptTokens"] == 12
+    assert success["CompletionTokens"] == 7
     assert "Latency" in success and "UpstreamLatency" in success
+    (declared,) = success["_aws"]["CloudWatchMetrics"]
+    assert declared["Namespace"] == "SimpleAIGateway"
+    assert declared["Dimensions"] == [["function", "model", "service"]]
+    assert {metric["Name"] for metric in declared["Metrics"]} <= set(success)
     by_type = [doc for doc in documents if "ErrorsByType" in doc]
     assert [doc["error_type"] for doc in by_type] == ["authentication_error"]
 

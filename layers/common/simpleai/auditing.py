@@ -25,7 +25,7 @@ from simpleai.errors import (
     RequestTooLargeError,
 )
 from simpleai.exchange import Exchange
-from simpleai.observability import emit_request_metrics, log_access, logger
+from simpleai.observability import emit_request, logger
 from simpleai.resilience import request_deadline
 from simpleai.settings import Settings, SettingsError
 
@@ -260,24 +260,16 @@ class _Responder:
 
     def _log(self, status: int) -> None:
         exchange = self._exchange
-        latency_ms = round((time.perf_counter() - exchange.started) * 1000, 3)
-        log_access(
-            request_id=exchange.request_id,
-            method=exchange.method,
-            path=exchange.path,
-            status=status,
-            user=exchange.identity.subject if exchange.identity else None,
-            model=exchange.model,
-            latency_ms=latency_ms,
-            upstream_latency_ms=exchange.upstream_latency_ms,
-            tokens_prompt=exchange.tokens_prompt,
-            tokens_completion=exchange.tokens_completion,
-            error_type=exchange.error_type,
-        )
-        emit_request_metrics(
+        emit_request(
             function=exchange.function,
             status=status,
-            latency_ms=latency_ms,
+            latency_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
+            access={
+                "request_id": exchange.request_id,
+                "method": exchange.method,
+                "path": exchange.path,
+                "user": exchange.identity.subject if exchange.identity else None,
+            },
             model=exchange.model,
             error_type=exchange.error_type,
             upstream_latency_ms=exchange.upstream_latency_ms,
