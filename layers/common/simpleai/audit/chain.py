@@ -24,29 +24,31 @@ GENESIS = "0" * 64
 """The `prev_hash` of the first row ever written."""
 
 CHAIN_FIELDS = ("seq", "prev_hash", "hash")
-_HASHED_FIELDS = (*AuditRecord.__dataclass_fields__, "seq", "prev_hash")
+# In sorted order, so the canonical JSON is built in that order without json's sort_keys pass.
+_HASHED_FIELDS = tuple(sorted((*AuditRecord.__dataclass_fields__, "seq", "prev_hash")))
+_BOOLEANS = ("response_truncated", "stream")
+_INTEGERS = ("response_status", "seq", "tokens_completion", "tokens_prompt")
+_FLOATS = ("latency_ms", "upstream_latency_ms")
 
 
 def canonical_form(row: Mapping[str, Any]) -> bytes:
     """The bytes a row's hash covers: every record field plus `seq` and `prev_hash`, as JSON
-    with sorted keys and no spaces. Booleans are normalised because SQLite hands them back as
-    0/1 and DynamoDB numbers come back as Decimal."""
-    values = {name: _plain(name, row.get(name)) for name in _HASHED_FIELDS}
-    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    with sorted keys and no spaces. Booleans and numbers are normalised because SQLite hands
+    booleans back as 0/1 and DynamoDB numbers come back as Decimal."""
+    values = {name: row.get(name) for name in _HASHED_FIELDS}
+    for name in _BOOLEANS:
+        values[name] = bool(values[name])
+    for name in _INTEGERS:
+        if (number := values[name]) is not None:
+            values[name] = int(number)
+    for name in _FLOATS:
+        if (number := values[name]) is not None:
+            values[name] = float(number)
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def row_hash(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_form(row)).hexdigest()
-
-
-def _plain(name: str, value: Any) -> Any:
-    if name in ("stream", "response_truncated"):
-        return bool(value)
-    if name in ("seq", "response_status", "tokens_prompt", "tokens_completion"):
-        return None if value is None else int(value)
-    if name in ("latency_ms", "upstream_latency_ms"):
-        return None if value is None else float(value)
-    return value
 
 
 @dataclass(frozen=True)
