@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -107,11 +106,11 @@ def lambda_handler(asgi_handler: LambdaHandler) -> LambdaHandler:
     X-Ray tracing when TRACING_ENABLED (decided at the first call, when settings are read)."""
     traced: LambdaHandler | None = None
 
-    @logger.inject_lambda_context(
-        correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
-    )
+    @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         nonlocal traced
+        # What correlation_paths.API_GATEWAY_HTTP finds, without a JMESPath search per call.
+        logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
         if traced is None:
             traced = _with_tracing(asgi_handler)
         return traced(event, context)
