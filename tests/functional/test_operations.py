@@ -47,6 +47,18 @@ def test_nesting_past_the_parsers_recursion_limit_is_a_400(invoke: Invoke) -> No
     assert json.loads(result["body"])["error"]["type"] == "invalid_request_error"
 
 
+def test_a_number_json_cannot_carry_is_a_400_and_audited(invoke: Invoke, audit_rows: Rows) -> None:
+    tool = '{"type": "function", "function": {"name": "f", "parameters": {"default": NaN}}}'
+    raw = '{"messages": [{"role": "user", "content": "Hi"}], "tools": [' + tool + "]}"
+
+    result = invoke("chat", "chat", raw_body=raw)
+
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])["error"]["type"] == "invalid_request_error"
+    (row,) = audit_rows()
+    assert (row["response_status"], row["error_type"]) == (400, "invalid_request_error")
+
+
 @pytest.mark.parametrize("event", ["chat", "chat-no-token", "health"])
 def test_every_answer_is_uncacheable_and_carries_the_request_id(invoke: Invoke, event: str) -> None:
     result = invoke("health" if event == "health" else "chat", event)

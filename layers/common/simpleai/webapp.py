@@ -78,13 +78,18 @@ async def read_json(request: Request) -> Any:
     """The request body parsed as JSON, or a 400 saying why not."""
     body = await request.body()
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequestError(
             "The request body is not valid JSON." if body else "The request body is empty."
         ) from exc
     exchange_of(request).request_json = parsed
     return parsed
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity: Python's parser takes them, but they are not JSON and cannot be sent on."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def create_app(title: str) -> FastAPI:
