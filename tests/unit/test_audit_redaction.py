@@ -50,6 +50,20 @@ def test_ollama_style_image_lists_are_replaced() -> None:
     ]
 
 
+def test_an_image_key_spelled_with_json_escapes_is_still_replaced() -> None:
+    data_url = "data:;base64," + base64.b64encode(JPEG).decode()
+    body = (
+        '{"messages": [{"role": "user", "content": [{"type": "\\u0069mage_url", '
+        '"\\u0069mage_url": {"url": "' + data_url + '"}}]}]}'
+    ).encode()
+    assert b"image" not in body
+
+    stored = json.loads(redact_request_body(body) or "")
+
+    part = stored["messages"][0]["content"][0]
+    assert part["image_url"]["sha256"] == hashlib.sha256(JPEG).hexdigest()
+
+
 def test_a_remote_image_url_is_a_reference_and_is_kept() -> None:
     part = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
     body = json.dumps({"messages": [{"role": "user", "content": [part]}]}).encode()

@@ -49,6 +49,8 @@ def redact_request_body(body: bytes, *, store_images: bool = False) -> str | Non
     text = body.decode("utf-8", "replace")
     if store_images:
         return text
+    if b"image" not in body and b"\\u" not in body:
+        return text  # no image key, not even an escaped one: no need to parse
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):  # nested past the parser's limit: not a chat request
