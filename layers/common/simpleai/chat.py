@@ -95,11 +95,12 @@ async def _frames(
 ) -> AsyncIterator[bytes]:
     failure: GatewayError | None = None
     try:
-        for chunk in first:
-            yield sse_event(chunk)
+        # The frames made of one upstream line leave together: one write, not one per frame.
+        if first:
+            yield b"".join(map(sse_event, first))
         async for item in upstream:
-            for chunk in translator.translate(item):
-                yield sse_event(chunk)
+            if chunks := translator.translate(item):
+                yield b"".join(map(sse_event, chunks))
         if not translator.done:
             raise UpstreamError("Ollama ended the stream before finishing its answer.")
     except GatewayError as exc:
