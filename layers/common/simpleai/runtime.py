@@ -22,6 +22,7 @@ from simpleai.observability import logger
 from simpleai.ollama import OllamaClient
 from simpleai.resilience import CircuitBreaker, ResilientTransport, RetryPolicy
 from simpleai.settings import Settings
+from simpleai.transport import Http11Transport
 
 USER_AGENT = f"simpleai-gateway/{__version__}"
 
@@ -97,11 +98,13 @@ def _build(config: Settings) -> Components:
         allowed_client_ids=config.oidc_allowed_client_ids,
         required_scopes=config.oidc_required_scopes,
     )
+    verify = tls_verification(config.ollama_base_url)
     transport = ResilientTransport(
         _ollama_transport
-        or httpx.AsyncHTTPTransport(
-            verify=tls_verification(config.ollama_base_url),
-            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60),
+        or Http11Transport(
+            ssl_context=verify if isinstance(verify, ssl.SSLContext) else None,
+            max_idle=8,
+            keepalive_expiry=60,
         ),
         policy=RetryPolicy(max_retries=config.ollama_max_retries),
         breaker=_shared_breaker(config),

@@ -1,0 +1,292 @@
+"""The HTTP/1.1 transport under the Ollama client, against small servers on loopback that do
+what real servers do to a client: keep connections, close them, stall, hang up, speak TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from simpleai.transport import Http11Transport
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+TIMEOUTS = {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}
+
+
+class Server:
+    """An asyncio server on a free loopback port that counts the connections it accepts."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> str:
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                await self.handler(reader, writer)
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=ssl_context)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes | None:
+    """One request's head and body (Content-Length bodies only), or None at EOF."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    return head + await reader.readexactly(length)
+
+
+def answer(body: bytes, *extra: bytes) -> bytes:
+    headers = b"".join(header + b"\r\n" for header in extra)
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), headers, body)
+
+
+async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while await read_request(reader) is not None:
+        writer.write(answer(b'{"ok": true}'))
+        await writer.drain()
+
+
+async def send(transport: Http11Transport, url: str, body: bytes = b"{}") -> httpx.Response:
+    request = httpx.Request("POST", url + "/api/chat", content=body)
+    request.extensions["timeout"] = TIMEOUTS
+    response = await transport.handle_async_request(request)
+    await response.aread()
+    return response
+
+
+def test_one_connection_serves_request_after_request() -> None:
+    async def scenario() -> None:
+        server = Server(keep_answering)
+        url = await server.start()
+        transport = Http11Transport()
+        for _ in range(3):
+            response = await send(transport, url)
+            assert (response.status_code, response.json()) == (200, {"ok": True})
+        assert server.connections == 1
+        await transport.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"{}"))
+        await writer.drain()  # then hang up, as a server's idle timeout does
+
+    async def scenario() -> None:
+        server = Server(answer_once)
+        url = await server.start()
+        transport = Http11Transport()
+        await send(transport, url)
+        await asyncio.sleep(0.05)
+        response = await send(transport, url)
+        assert response.status_code == 200
+        assert server.connections == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_close_that_arrived_while_the_loop_was_not_running_is_noticed() -> None:
+    """As in a Lambda frozen between invocations: the server's FIN is in the socket, but the
+    event loop has not run since, so only asking the socket tells."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    close_now, hung_up = threading.Event(), threading.Event()
+    accepted: list[int] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            accepted.append(1)
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer(b"{}"))
+                if len(accepted) == 1:
+                    close_now.wait(5)
+                    conn.shutdown(socket.SHUT_WR)
+                    hung_up.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    loop = asyncio.new_event_loop()
+    try:
+        transport = Http11Transport()
+        loop.run_until_complete(send(transport, url))
+        close_now.set()
+        assert hung_up.wait(5)
+        time.sleep(0.05)  # the FIN is delivered; the loop is not running to see it
+        response = loop.run_until_complete(send(transport, url))
+        assert response.status_code == 200
+        assert len(accepted) == 2
+    finally:
+        loop.close()
+        listener.close()
+
+
+def test_connection_close_in_an_answer_is_honoured() -> None:
+    async def answer_closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader) is not None:
+            writer.write(answer(b"{}", b"Connection: close"))
+            await writer.drain()
+
+    async def scenario() -> None:
+        server = Server(answer_closing)
+        url = await server.start()
+        transport = Http11Transport()
+        await send(transport, url)
+        await send(transport, url)
+        assert server.connections == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_chunked_body_arrives_chunk_by_chunk_and_the_connection_is_kept() -> None:
+    release = asyncio.Event()
+
+    async def stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(b'8\r\n{"a":1}\n\r\n')
+            await writer.drain()
+            await release.wait()
+            writer.write(b'8\r\n{"b":2}\n\r\n0\r\n\r\n')
+            await writer.drain()
+
+    async def scenario() -> None:
+        server = Server(stream)
+        url = await server.start()
+        transport = Http11Transport()
+        request = httpx.Request("POST", url + "/api/chat", content=b"{}")
+        request.extensions["timeout"] = TIMEOUTS
+        response = await transport.handle_async_request(request)
+        chunks = response.aiter_raw()
+        assert await anext(chunks) == b'{"a":1}\n'  # before the server sends the rest
+        release.set()
+        assert [chunk async for chunk in chunks] == [b'{"b":2}\n']
+        await response.aclose()
+        await send(transport, url)  # the same connection: the body was read to its end
+        assert server.connections == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_body_left_unread_closes_its_connection() -> None:
+    async def scenario() -> None:
+        server = Server(keep_answering)
+        url = await server.start()
+        transport = Http11Transport()
+        request = httpx.Request("POST", url + "/api/chat", content=b"{}")
+        request.extensions["timeout"] = TIMEOUTS
+        response = await transport.handle_async_request(request)
+        await response.aclose()
+        await send(transport, url)
+        assert server.connections == 2
+
+    asyncio.run(scenario())
+
+
+def test_failures_are_httpx_exceptions() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(5)
+
+    async def scenario() -> None:
+        transport = Http11Transport()
+        refusing = Server(keep_answering)
+        url = await refusing.start()
+        assert refusing.server is not None
+        refusing.server.close()
+        await refusing.server.wait_closed()
+        with pytest.raises(httpx.ConnectError):
+            await send(transport, url)
+
+        url = await Server(hang_up).start()
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+            await send(transport, url)
+
+        url = await Server(stall).start()
+        request = httpx.Request("POST", url + "/api/chat", content=b"{}")
+        request.extensions["timeout"] = {**TIMEOUTS, "read": 0.1}
+        with pytest.raises(httpx.ReadTimeout):
+            await transport.handle_async_request(request)
+
+    asyncio.run(scenario())
+
+
+def test_https_is_spoken_and_the_certificate_checked(tmp_path: Path) -> None:
+    server_context, trusting = _tls_pair(tmp_path)
+
+    async def scenario() -> None:
+        server = Server(keep_answering)
+        url = await server.start(server_context)
+        response = await send(Http11Transport(ssl_context=trusting), url)
+        assert response.json() == {"ok": True}
+        with pytest.raises(httpx.ConnectError):  # the system's CAs do not know this one
+            await send(Http11Transport(ssl_context=ssl.create_default_context()), url)
+
+    asyncio.run(scenario())
+
+
+def _tls_pair(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client context
+    that trusts exactly that certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
