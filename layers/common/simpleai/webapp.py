@@ -94,7 +94,16 @@ def _refuse_constant(name: str) -> Any:
 
 def create_app(title: str) -> FastAPI:
     """A FastAPI app with the gateway's error rendering, CORS and audit middleware."""
-    app = FastAPI(title=title, version=__version__, openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        # Tracing is X-Ray's, through Powertools (TRACING_ENABLED): FastAPI's own OpenTelemetry
+        # would otherwise look up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.add_exception_handler(GatewayError, _render_gateway_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _render_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _render_validation_error)  # type: ignore[arg-type]
