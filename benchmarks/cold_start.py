@@ -90,10 +90,15 @@ def measure(
         result.add(f"{label}: wall time", ms(median(kind, "wall_ms")))
         result.add(f"{label}: import of the handler module", ms(median(kind, "import_ms")))
         result.add(f"{label}: first event", ms(median(kind, "first_event_ms")))
+        result.add(f"{label}: CPU time of the process", ms(median(kind, "cpu_ms")))
     result.add("Ratio (wall time)", f"{ratio:.2f}x")
     result.add(
         "Ratio (import + first event, interpreter start excluded)",
         f"{_in_process(samples['gateway']) / _in_process(samples['hello']):.2f}x",
+    )
+    result.add(
+        "Ratio (CPU time of the process, less sensitive to other load)",
+        f"{median('gateway', 'cpu_ms') / median('hello', 'cpu_ms'):.2f}x",
     )
     return result
 
@@ -128,4 +133,5 @@ def _run(kind: str, site: Path, event_file: Path, env: Mapping[str, str]) -> dic
         "wall_ms": wall_ms,
         "import_ms": float(report["import_ms"]),
         "first_event_ms": float(report["first_event_ms"]),
+        "cpu_ms": float(report["cpu_ms"]),
     }
