@@ -34,7 +34,7 @@ def measure(
     env: Mapping[str, str],
     workdir: Path,
     *,
-    runs: int = 7,
+    runs: int = 11,
     budget_seconds: float = 90.0,
 ) -> Result:
     event = json.loads((ROOT / "events" / "chat.json").read_text())
