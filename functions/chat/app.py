@@ -46,7 +46,11 @@ async def list_models(identity: Caller) -> Response:
 
 @app.get("/models/{model_id:path}", response_model=None)
 @app.get("/v1/models/{model_id:path}", response_model=None)
-async def retrieve_model(model_id: str, identity: Caller) -> Response:
+async def retrieve_model(request: Request, identity: Caller) -> Response:
+    # Read from the path as it is rather than as a typed `model_id: str` parameter, for which
+    # FastAPI would build a pydantic field, and import pydantic.v1 (25-40 ms of every cold
+    # start) only to check that `str` is not a pydantic v1 model.
+    model_id: str = request.path_params["model_id"]
     return JSONResponse(await chat.retrieve_model(model_id, runtime.components()))
 
 

@@ -64,8 +64,11 @@ print(json.dumps({"modules": sorted(sys.modules), "gc_enabled": gc.isenabled(),
 # httpx (click, rich, pygments) and of the audit log (sqlite-utils), the AWS SDK's clients (the
 # DynamoDB backend imports them when configured), the X-Ray SDK (only with TRACING_ENABLED).
 # Powertools imports the bare `botocore` package where it is installed (to add its user agent),
-# which costs about a millisecond; botocore's sessions and clients are another matter.
+# which costs about a millisecond; botocore's sessions and clients are another matter. FastAPI
+# imports pydantic.v1 (25-40 ms) the first time a route has a parameter it builds a pydantic
+# field for; the chat routes have none.
 NOT_AT_INIT = (
+    "pydantic.v1",
     "click",
     "rich",
     "pygments",
