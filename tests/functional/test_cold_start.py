@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 FIRST_CALL = """
@@ -80,7 +82,9 @@ NOT_AT_INIT = (
 )
 
 
-def _import_chat_handler() -> dict[str, object]:
+@pytest.fixture(scope="module")
+def chat_import() -> dict[str, object]:
+    """What a fresh interpreter holds right after importing the chat handler module."""
     result = subprocess.run(
         [sys.executable, "-c", IMPORT_CHAT],
         cwd=ROOT,
@@ -94,8 +98,10 @@ def _import_chat_handler() -> dict[str, object]:
     return outcome
 
 
-def test_chat_handler_import_leaves_out_what_its_first_request_does_not_need() -> None:
-    modules = _import_chat_handler()["modules"]
+def test_chat_handler_import_leaves_out_what_its_first_request_does_not_need(
+    chat_import: dict[str, object],
+) -> None:
+    modules = chat_import["modules"]
     assert isinstance(modules, list)
     unwanted = [
         name
@@ -105,8 +111,9 @@ def test_chat_handler_import_leaves_out_what_its_first_request_does_not_need() -
     assert unwanted == []
 
 
-def test_chat_handler_import_ends_with_garbage_collection_on_and_its_objects_frozen() -> None:
-    outcome = _import_chat_handler()
-    assert outcome["gc_enabled"] is True
-    frozen = outcome["frozen"]
+def test_chat_handler_import_ends_with_garbage_collection_on_and_its_objects_frozen(
+    chat_import: dict[str, object],
+) -> None:
+    assert chat_import["gc_enabled"] is True
+    frozen = chat_import["frozen"]
     assert isinstance(frozen, int) and frozen > 10_000
