@@ -6,17 +6,15 @@ events/ files in a clean interpreter: `python -I -S`, so nothing of the test env
 site-packages, no editable install, no PYTHONPATH) is on sys.path but the scratch directory and
 the function's folder. A dependency missing from layers/common or a requirements.txt fails here.
 
-The scratch install is kept in the temporary directory under a hash of its inputs, so only the
-first run after a change pays for pip.
+The scratch install (tests/support/image_site.py) is kept in the temporary directory under a hash
+of its inputs, so only the first run after a change pays for pip.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,10 +24,9 @@ import pytest
 from localapi.template import load_template, read_application
 from tests.conftest import AUDIENCE, EVENTS, PLACEHOLDER, ROOT
 from tests.support.fake_ollama import FakeOllama
+from tests.support.image_site import FUNCTIONS, bootstrap, image_site
 from tests.support.oidc import Provider
 
-COMMON = ROOT / "layers" / "common"
-FUNCTIONS = ROOT / "functions"
 # Packages of the development environment that have no place in an image.
 DEV_ONLY = ("pytest", "mypy", "ruff", "moto", "cfn_lint", "uvicorn", "openai", "oidc_provider_mock")
 
@@ -54,35 +51,6 @@ import app
 results = [app.handler(event, Context()) for event in json.load(sys.stdin)]
 print(json.dumps({"results": results, "path": sys.path, "modules": sorted(sys.modules)}))
 """
-
-
-def _requirement_lines(path: Path) -> list[str]:
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
-
-
-def _inputs_hash(function: str) -> str:
-    digest = hashlib.sha256(f"{sys.version_info[:2]}".encode())
-    for path in sorted(COMMON.rglob("*")):
-        parts = set(path.relative_to(COMMON).parts)
-        if path.is_file() and not parts & {"__pycache__", "build"} and ".egg-info" not in str(path):
-            digest.update(str(path.relative_to(COMMON)).encode() + path.read_bytes())
-    digest.update("\n".join(_requirement_lines(FUNCTIONS / function / "requirements.txt")).encode())
-    return digest.hexdigest()[:16]
-
-
-def image_site(function: str) -> Path:
-    """The packages the function's image would hold, installed as the Dockerfile installs them."""
-    site = Path(tempfile.gettempdir()) / "simpleai-image-contents" / _inputs_hash(function)
-    if (site / ".complete").exists():
-        return site
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--target", str(site), str(COMMON)], check=True)
-    requirements = FUNCTIONS / function / "requirements.txt"
-    if _requirement_lines(requirements):
-        subprocess.run([*pip, "--target", str(site), "-r", str(requirements)], check=True)
-    (site / ".complete").touch()
-    return site
 
 
 def events_by_function() -> dict[str, list[str]]:
@@ -153,11 +121,10 @@ def test_handler_runs_from_what_its_image_contains(
         "DATABASE_URL": f"sqlite:{tmp_path / 'audit.db'}",
         "POWERTOOLS_SERVICE_NAME": "simpleai-gateway",
     }
-    bootstrap = f"import sys; sys.path[:0] = [{str(FUNCTIONS / function)!r}, {str(site)!r}]\n"
 
     # WHEN a bare interpreter imports the handler from there and invokes it with each event
     run = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", bootstrap + INVOKE],
+        [sys.executable, "-I", "-S", "-c", bootstrap(FUNCTIONS / function, site) + INVOKE],
         input=json.dumps(events),
         capture_output=True,
         text=True,

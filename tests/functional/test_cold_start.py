@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 FIRST_CALL = """
@@ -50,3 +52,68 @@ def test_first_call_imports_neither_xray_nor_sqlite_utils_needlessly(tmp_path: P
     # A new database is migrated (sqlite-utils needed); a migrated one is not touched.
     assert first_call() == {"status": 200, "xray": False, "sqlite_utils": True}
     assert first_call() == {"status": 200, "xray": False, "sqlite_utils": False}
+
+
+IMPORT_CHAT = """
+import gc, json, sys
+sys.path.insert(0, "functions/chat")
+import app
+print(json.dumps({"modules": sorted(sys.modules), "gc_enabled": gc.isenabled(),
+                  "frozen": gc.get_freeze_count()}))
+"""
+
+# Modules that would only lengthen the chat function's init phase: the command-line tools of
+# httpx (click, rich, pygments) and of the audit log (sqlite-utils), the AWS SDK's clients (the
+# DynamoDB backend imports them when configured), the X-Ray SDK (only with TRACING_ENABLED).
+# Powertools imports the bare `botocore` package where it is installed (to add its user agent),
+# which costs about a millisecond; botocore's sessions and clients are another matter. FastAPI
+# imports pydantic.v1 (25-40 ms) the first time a route has a parameter it builds a pydantic
+# field for; the chat routes have none.
+NOT_AT_INIT = (
+    "pydantic.v1",
+    "click",
+    "rich",
+    "pygments",
+    "sqlite_utils",
+    "boto3",
+    "botocore.session",
+    "botocore.client",
+    "aws_xray_sdk",
+)
+
+
+@pytest.fixture(scope="module")
+def chat_import() -> dict[str, object]:
+    """What a fresh interpreter holds right after importing the chat handler module."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_CHAT],
+        cwd=ROOT,
+        env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    outcome: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return outcome
+
+
+def test_chat_handler_import_leaves_out_what_its_first_request_does_not_need(
+    chat_import: dict[str, object],
+) -> None:
+    modules = chat_import["modules"]
+    assert isinstance(modules, list)
+    unwanted = [
+        name
+        for name in modules
+        if any(name == banned or name.startswith(f"{banned}.") for banned in NOT_AT_INIT)
+    ]
+    assert unwanted == []
+
+
+def test_chat_handler_import_ends_with_garbage_collection_on_and_its_objects_frozen(
+    chat_import: dict[str, object],
+) -> None:
+    assert chat_import["gc_enabled"] is True
+    frozen = chat_import["frozen"]
+    assert isinstance(frozen, int) and frozen > 10_000
