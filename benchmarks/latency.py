@@ -73,8 +73,9 @@ def measure(
             "translated, audit row written to SQLite before the answer leaves) and the same "
             "conversation as `POST /api/chat` straight to the Ollama stand-in. The order "
             "alternates; the figure is the per-pair difference. The local API's own work "
-            "(uvicorn, building the API Gateway event, the hop to a worker thread) is "
-            "included: API Gateway and Lambda's runtime replace it in AWS."
+            "(its HTTP/1.1 server and building the API Gateway event, in the worker process "
+            "that then calls the handler) is included: API Gateway and Lambda's runtime "
+            "replace it in AWS."
         ),
         target=f"median added latency < {TARGET_MEDIAN_MS} ms",
         measured=ms(added.median),

@@ -11,7 +11,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -163,7 +162,3 @@ def context_for(function: Function) -> LambdaContext:
         memory_limit_in_mb=function.memory,
         timeout_seconds=function.timeout,
     )
-
-
-def header_list(pairs: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs]
