@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import selectors
 import socket
 import time
 from collections.abc import Callable
 from email.utils import formatdate
+from http import HTTPStatus
 from urllib.parse import unquote
 
 import h11
@@ -29,6 +31,8 @@ IDLE_TIMEOUT_SECONDS = 30.0
 """A connection with no traffic for this long is closed (idle keep-alive, or a stalled request)."""
 SEND_TIMEOUT_SECONDS = 30.0
 READ_SIZE = 64 * 1024
+MAX_HEAD_BYTES = 64 * 1024
+"""Request line and headers; h11 answers a longer head with 431."""
 # Set by the server from the handler's answer or by us; never passed through from a handler.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
@@ -59,7 +63,7 @@ class _Client:
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        self.conn = _parser()
         self.last_active = time.monotonic()
         self.request: h11.Request | None = None
         self.body: list[bytes] = []
@@ -139,7 +143,8 @@ class Worker:
         try:
             return self._handle_events(client)
         except h11.RemoteProtocolError as exc:
-            return self._refuse(client, exc.error_status_hint, "Bad Request")
+            status = exc.error_status_hint  # 400, or 431 for an endless head
+            return self._refuse(client, status, HTTPStatus(status).phrase)
         except OSError:  # the peer went away while we answered
             return False
 
@@ -149,12 +154,6 @@ class Worker:
             event = conn.next_event()
             if event is h11.NEED_DATA:
                 return True
-            if event is h11.PAUSED:
-                # A pipelined request waits for our answer to the previous one (sent by now).
-                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-                    conn.start_next_cycle()
-                    continue
-                return False
             if isinstance(event, h11.Request):
                 client.request, client.body, client.size = event, [], 0
                 if _declared_length(event) > MAX_BODY_BYTES:
@@ -169,14 +168,25 @@ class Worker:
                     return self._refuse(client, 413, "Request Entity Too Large")
                 client.body.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
-                self._answer(client)
-                if conn.our_state is not h11.DONE:
-                    return False  # the client asked to close, or spoke HTTP/1.0
-                conn.start_next_cycle()
-            elif isinstance(event, h11.ConnectionClosed):
+                # h11 has read the client's wishes: MUST_CLOSE after `Connection: close` or
+                # from an HTTP/1.0 client.
+                keep_alive = conn.their_state is h11.DONE
+                self._answer(client, keep_alive=keep_alive)
+                if not keep_alive:
+                    return False
+                # The response was written by encode_response, not through h11 (a third of
+                # the server's cost per request went into h11 building it): a fresh parser
+                # takes the next request, with whatever of it has arrived already.
+                leftover, closed = conn.trailing_data
+                conn = client.conn = _parser()
+                if leftover:
+                    conn.receive_data(leftover)
+                if closed:  # (an empty receive_data is h11's end of stream)
+                    conn.receive_data(b"")
+            else:  # ConnectionClosed; PAUSED cannot occur as no request is left unanswered
                 return False
 
-    def _answer(self, client: _Client) -> None:
+    def _answer(self, client: _Client, *, keep_alive: bool) -> None:
         started = time.perf_counter()
         request = client.request
         assert request is not None
@@ -195,7 +205,16 @@ class Worker:
         )
         client.request, client.body = None, []
         response, answered_by = self._dispatch(http_request)
-        self._send(client, response, head=http_request.method == "HEAD")
+        head = http_request.method == "HEAD"
+        try:
+            data = encode_response(response, date=self._date(), keep_alive=keep_alive, head=head)
+        except ValueError:
+            # A header no HTTP/1.1 message can carry (a newline in a value, say): the function
+            # returned a malformed result, which API Gateway answers with a 500 as well.
+            log.error("%s returned headers that cannot be sent", answered_by)
+            response = gateway_error(500, "Internal Server Error")
+            data = encode_response(response, date=self._date(), keep_alive=keep_alive, head=head)
+        client.sock.sendall(data)
         log.info(
             '%s "%s %s" %d %.1fms -> %s',
             client.peer,
@@ -206,57 +225,55 @@ class Worker:
             answered_by,
         )
 
-    def _send(self, client: _Client, response: HttpResponse, *, head: bool = False) -> None:
-        try:
-            start = self._response_head(response)
-        except h11.LocalProtocolError:
-            # A header no HTTP/1.1 message can carry (a newline in a value, say): the function
-            # returned a malformed result, which API Gateway answers with a 500 as well.
-            log.error("a function returned headers that cannot be sent: %s", response.headers)
-            response = gateway_error(500, "Internal Server Error")
-            start = self._response_head(response)
-        conn = client.conn
-        data = conn.send(start)
-        if response.body and not head:
-            data += conn.send(h11.Data(data=response.body))
-        data += conn.send(h11.EndOfMessage())
-        client.sock.sendall(data)
-
-    def _response_head(self, response: HttpResponse) -> h11.Response:
-        headers = [
-            (name, value) for name, value in response.headers if name not in _FRAMING_HEADERS
-        ]
-        headers.append(("content-length", str(len(response.body))))
-        headers.append(("date", self._date().decode("ascii")))
-        return h11.Response(status_code=response.status, headers=headers, reason=b"")
-
     def _refuse(self, client: _Client, status: int, message: str) -> bool:
         """Answer a request we will not read to the end and stop listening to the connection;
         False: close it now."""
-        conn = client.conn
-        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return False  # a response has begun already: closing is all that is left
-        response = gateway_error(status, message)
-        response.headers.append(("connection", "close"))
+        data = encode_response(gateway_error(status, message), date=self._date(), keep_alive=False)
         try:
-            head = h11.Response(
-                status_code=status,
-                headers=[
-                    *response.headers,
-                    ("content-length", str(len(response.body))),
-                    ("date", self._date().decode("ascii")),
-                ],
-                reason=b"",
-            )
-            data = conn.send(head) + conn.send(h11.Data(data=response.body))
-            data += conn.send(h11.EndOfMessage())
             client.sock.sendall(data)
             client.sock.shutdown(socket.SHUT_WR)
-        except (h11.LocalProtocolError, OSError):
+        except OSError:
             return False
         client.draining = True
         log.info('%s "-" %d -> -', client.peer, status)
         return True
+
+
+def _parser() -> h11.Connection:
+    return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+
+
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")  # no CR, LF or other controls
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
+def encode_response(
+    response: HttpResponse, *, date: bytes, keep_alive: bool, head: bool = False
+) -> bytes:
+    """`response` as HTTP/1.1 bytes, framed by Content-Length; ValueError for a header name or
+    value that HTTP cannot carry (so a handler cannot split the response)."""
+    status = response.status
+    if not 100 <= status <= 999:
+        raise ValueError(f"status {status}")
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
+    for name, value in response.headers:
+        if name.lower() in _FRAMING_HEADERS:
+            continue
+        raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")  # may raise too
+        if not _TOKEN.fullmatch(raw_name) or not _FIELD_VALUE.fullmatch(raw_value):
+            raise ValueError(f"header {name!r}")
+        lines.append(b"%s: %s\r\n" % (raw_name, raw_value))
+    bodiless = status < 200 or status in (204, 304)
+    if not bodiless:
+        lines.append(b"content-length: %d\r\n" % len(response.body))
+    lines.append(b"date: %s\r\n" % date)
+    if not keep_alive:
+        lines.append(b"connection: close\r\n")
+    lines.append(b"\r\n")
+    if not (bodiless or head):
+        lines.append(response.body)
+    return b"".join(lines)
 
 
 def _declared_length(request: h11.Request) -> int:

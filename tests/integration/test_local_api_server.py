@@ -4,6 +4,8 @@ keep-alive, refusals as API Gateway gives them, and workers as threads or as pro
 from __future__ import annotations
 
 import base64
+import http.client
+import json
 import os
 import socket
 import time
@@ -26,6 +28,8 @@ def handler(event, context):
         os._exit(1)
     if path == "/raise":
         raise RuntimeError("boom")
+    if path == "/bad-header":
+        return {"statusCode": 200, "headers": {"x-split": "a\\r\\nset-cookie: evil=1"}, "body": ""}
     if path == "/slow":
         time.sleep(0.3)  # a function that takes a while: its worker is busy meanwhile
     return {
@@ -153,6 +157,25 @@ def test_a_malformed_request_is_refused_with_400(echo_api: str) -> None:
     assert answer.endswith(b'{"message": "Bad Request"}')
 
 
+def test_keep_alive_serves_one_request_after_another(echo_api: str) -> None:
+    # http.client, unlike httpx, does not retry on a fresh connection when the server has
+    # closed the previous one: every request must be answered on the first connection.
+    conn = http.client.HTTPConnection(*address(echo_api), timeout=10)
+    paths = []
+    for number in range(3):
+        conn.request("GET", f"/{number}")
+        response = conn.getresponse()
+        assert response.status == 200
+        paths.append(json.loads(response.read())["event"]["rawPath"])
+    first_socket = conn.sock
+    conn.request("GET", "/last")
+    conn.getresponse().read()
+
+    assert paths == ["/0", "/1", "/2"]
+    assert conn.sock is first_socket
+    conn.close()
+
+
 def test_keep_alive_serves_pipelined_requests_and_connection_close_ends_it(
     echo_api: str,
 ) -> None:
@@ -171,6 +194,15 @@ def test_a_function_that_raises_is_a_500_as_api_gateway_gives_it(echo_api: str) 
 
     assert response.status_code == 500
     assert response.json() == {"message": "Internal Server Error"}
+
+
+def test_a_header_that_would_split_the_response_is_a_500(echo_api: str) -> None:
+    response = httpx.get(f"{echo_api}/bad-header")
+
+    assert response.status_code == 500
+    assert "set-cookie" not in response.headers
+    # The connection still serves the next request.
+    assert httpx.get(f"{echo_api}/after").status_code == 200
 
 
 def test_process_workers_serve_concurrent_requests_apart_from_the_server(
