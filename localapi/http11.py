@@ -1,5 +1,6 @@
 """HTTP/1.1 for one worker of the local API: a selector loop over the shared listening socket and
-the connections this worker accepted, parsed and framed by h11, each request answered inline.
+the connections this worker accepted, parsed by httptools (llhttp, Node's parser), each request
+answered inline.
 
 A worker plays one warm Lambda container: it runs one invocation at a time, on its own thread, so
 the handler is called where the request was read, with no hop to another thread or process and
@@ -20,7 +21,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import unquote
 
-import h11
+import httptools
 
 from localapi.events import HttpRequest, HttpResponse, gateway_error
 
@@ -32,7 +33,7 @@ IDLE_TIMEOUT_SECONDS = 30.0
 SEND_TIMEOUT_SECONDS = 30.0
 READ_SIZE = 64 * 1024
 MAX_HEAD_BYTES = 64 * 1024
-"""Request line and headers; h11 answers a longer head with 431."""
+"""Request line and headers; a longer head is answered with 431."""
 # Set by the server from the handler's answer or by us; never passed through from a handler.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
@@ -55,22 +56,116 @@ class _Date:
         return self._value
 
 
-class _Client:
-    """One accepted connection and the request being read on it."""
+class _Request:
+    """A request whose head and body have arrived."""
 
-    __slots__ = ("body", "conn", "draining", "last_active", "peer", "request", "size", "sock")
+    __slots__ = ("body", "headers", "keep_alive", "method", "target", "version")
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        version: str,
+        keep_alive: bool,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.version = version
+        self.keep_alive = keep_alive
+
+
+class _Client:
+    """One accepted connection: the parser's callbacks collect its requests as they arrive."""
+
+    __slots__ = (
+        "awaiting_head",
+        "body",
+        "complete",
+        "continue_expected",
+        "draining",
+        "head_size",
+        "headers",
+        "last_active",
+        "parser",
+        "peer",
+        "refusal",
+        "size",
+        "sock",
+        "target",
+    )
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
-        self.conn = _parser()
+        self.parser = httptools.HttpRequestParser(self)
         self.last_active = time.monotonic()
-        self.request: h11.Request | None = None
-        self.body: list[bytes] = []
-        self.size = 0
+        self.complete: list[_Request] = []
+        self.refusal = 0
+        """A status to refuse the request in progress with (413, 431), once parsing pauses."""
+        self.continue_expected = False
+        self.awaiting_head = True
+        self.head_size = 0
+        """Bytes received while a head was incomplete: the parser keeps a partial head in
+        memory, so a head that never ends is refused with 431 once this passes the limit."""
         self.draining = False
         """Refused and half-closed: what the client still sends is read and dropped until it
         closes, so that it reads our answer rather than a reset."""
+        self.on_message_begin()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.target = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.size = 0
+
+    def on_url(self, part: bytes) -> None:  # may arrive in pieces
+        self.target += part
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.awaiting_head, self.head_size = False, 0
+        declared = 0
+        for name, value in self.headers:
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+            elif name == b"expect" and value.lower() == b"100-continue":
+                self.continue_expected = True
+        if declared > MAX_BODY_BYTES:
+            self.refusal = 413
+
+    def on_body(self, part: bytes) -> None:
+        self.size += len(part)
+        if self.size > MAX_BODY_BYTES:  # chunked bodies declare no length
+            self.refusal = 413
+        elif not self.refusal:
+            self.body.append(part)
+
+    def on_message_complete(self) -> None:
+        if self.refusal:
+            return
+        parser = self.parser
+        version = parser.get_http_version()
+        self.complete.append(
+            _Request(
+                parser.get_method(),
+                self.target,
+                self.headers,
+                b"".join(self.body),
+                version=version,
+                # HTTP/1.0 keep-alive would need `Connection: keep-alive` echoed: not worth it.
+                keep_alive=version == "1.1" and parser.should_keep_alive(),
+            )
+        )
+        self.continue_expected = False
+        self.awaiting_head = True
 
 
 class Worker:
@@ -136,62 +231,46 @@ class Worker:
             data = client.sock.recv(READ_SIZE)
         except OSError:
             return False
+        if not data:
+            return False  # the client closed (a request it left unfinished goes unanswered)
         client.last_active = time.monotonic()
         if client.draining:
-            return bool(data)
-        client.conn.receive_data(data)  # b"" is the peer's end of stream
+            return True
+        if client.awaiting_head:
+            client.head_size += len(data)
+        upgrade = False
         try:
-            return self._handle_events(client)
-        except h11.RemoteProtocolError as exc:
-            status = exc.error_status_hint  # 400, or 431 for an endless head
-            return self._refuse(client, status, HTTPStatus(status).phrase)
+            client.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # `Upgrade: h2c` or a CONNECT: API Gateway switches to nothing; the request is
+            # answered as HTTP/1.1 and the connection closed, as the rest is not HTTP/1.1.
+            upgrade = True
+        except httptools.HttpParserError:
+            return self._refuse(client, 400)
+        if client.awaiting_head and client.head_size > MAX_HEAD_BYTES:
+            client.refusal = 431
+        if upgrade and not client.complete:
+            return self._refuse(client, 400)  # CONNECT, or an upgrade with a body
+        try:
+            while client.complete:
+                request = client.complete.pop(0)
+                if upgrade and not client.complete:
+                    request.keep_alive = False
+                self._answer(client, request)
+                if not request.keep_alive:
+                    return False
+            if client.refusal:
+                return self._refuse(client, client.refusal)
+            if client.continue_expected:
+                client.continue_expected = False
+                client.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         except OSError:  # the peer went away while we answered
             return False
+        return not upgrade
 
-    def _handle_events(self, client: _Client) -> bool:
-        conn = client.conn
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                return True
-            if isinstance(event, h11.Request):
-                client.request, client.body, client.size = event, [], 0
-                if _declared_length(event) > MAX_BODY_BYTES:
-                    return self._refuse(client, 413, "Request Entity Too Large")
-                if conn.client_is_waiting_for_100_continue:
-                    client.sock.sendall(
-                        conn.send(h11.InformationalResponse(status_code=100, headers=[]))
-                    )
-            elif isinstance(event, h11.Data):
-                client.size += len(event.data)
-                if client.size > MAX_BODY_BYTES:  # chunked bodies declare no length
-                    return self._refuse(client, 413, "Request Entity Too Large")
-                client.body.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                # h11 has read the client's wishes: MUST_CLOSE after `Connection: close` or
-                # from an HTTP/1.0 client.
-                keep_alive = conn.their_state is h11.DONE
-                self._answer(client, keep_alive=keep_alive)
-                if not keep_alive:
-                    return False
-                # The response was written by encode_response, not through h11 (a third of
-                # the server's cost per request went into h11 building it): a fresh parser
-                # takes the next request, with whatever of it has arrived already.
-                leftover, closed = conn.trailing_data
-                conn = client.conn = _parser()
-                if leftover:
-                    conn.receive_data(leftover)
-                if closed:  # (an empty receive_data is h11's end of stream)
-                    conn.receive_data(b"")
-            else:  # ConnectionClosed; PAUSED cannot occur as no request is left unanswered
-                return False
-
-    def _answer(self, client: _Client, *, keep_alive: bool) -> None:
+    def _answer(self, client: _Client, request: _Request) -> None:
         started = time.perf_counter()
-        request = client.request
-        assert request is not None
-        target = request.target
-        path, _, query = target.partition(b"?")
+        path, _, query = request.target.partition(b"?")
         http_request = HttpRequest(
             method=request.method.decode("ascii"),
             path=unquote(path.decode("latin-1")),
@@ -199,11 +278,11 @@ class Worker:
             headers=[
                 (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers
             ],
-            body=b"".join(client.body),
+            body=request.body,
             source_ip=client.peer,
-            protocol=f"HTTP/{request.http_version.decode('ascii')}",
+            protocol=f"HTTP/{request.version}",
         )
-        client.request, client.body = None, []
+        keep_alive = request.keep_alive
         response, answered_by = self._dispatch(http_request)
         head = http_request.method == "HEAD"
         try:
@@ -225,10 +304,11 @@ class Worker:
             answered_by,
         )
 
-    def _refuse(self, client: _Client, status: int, message: str) -> bool:
+    def _refuse(self, client: _Client, status: int) -> bool:
         """Answer a request we will not read to the end and stop listening to the connection;
         False: close it now."""
-        data = encode_response(gateway_error(status, message), date=self._date(), keep_alive=False)
+        response = gateway_error(status, HTTPStatus(status).phrase)
+        data = encode_response(response, date=self._date(), keep_alive=False)
         try:
             client.sock.sendall(data)
             client.sock.shutdown(socket.SHUT_WR)
@@ -237,10 +317,6 @@ class Worker:
         client.draining = True
         log.info('%s "-" %d -> -', client.peer, status)
         return True
-
-
-def _parser() -> h11.Connection:
-    return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
 
 
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
@@ -274,13 +350,3 @@ def encode_response(
     if not (bodiless or head):
         lines.append(response.body)
     return b"".join(lines)
-
-
-def _declared_length(request: h11.Request) -> int:
-    for name, value in request.headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0  # h11 has refused such a request already
-    return 0

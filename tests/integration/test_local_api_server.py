@@ -157,6 +157,50 @@ def test_a_malformed_request_is_refused_with_400(echo_api: str) -> None:
     assert answer.endswith(b'{"message": "Bad Request"}')
 
 
+def test_a_head_that_never_ends_is_refused_with_431(echo_api: str) -> None:
+    with socket.create_connection(address(echo_api), timeout=10) as conn:
+        conn.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 70_000)
+        answer = read_until_closed(conn)
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(echo_api: str) -> None:
+    body = b'{"late": true}'
+    with socket.create_connection(address(echo_api), timeout=10) as conn:
+        conn.sendall(
+            b"POST /late HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        interim = conn.recv(100)
+        conn.sendall(body)
+        conn.shutdown(socket.SHUT_WR)
+        answer = read_until_closed(conn)
+
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b'"body": "{\\"late\\": true}"' in answer
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET /old HTTP/1.0\r\n\r\n",
+        b"GET /old HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+    ],
+    ids=["http-1.0", "upgrade-h2c"],
+)
+def test_http_1_0_and_upgrade_requests_get_one_answer_and_the_connection_closes(
+    echo_api: str, request_head: bytes
+) -> None:
+    with socket.create_connection(address(echo_api), timeout=10) as conn:
+        conn.sendall(request_head)
+        answer = read_until_closed(conn)
+
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nconnection: close\r\n" in answer
+
+
 def test_keep_alive_serves_one_request_after_another(echo_api: str) -> None:
     # http.client, unlike httpx, does not retry on a fresh connection when the server has
     # closed the previous one: every request must be answered on the first connection.
