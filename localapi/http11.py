@@ -283,7 +283,13 @@ class Worker:
             protocol=f"HTTP/{request.version}",
         )
         keep_alive = request.keep_alive
-        response, answered_by = self._dispatch(http_request)
+        try:
+            response, answered_by = self._dispatch(http_request)
+        except Exception:
+            # The local API's own failure (the handler's are answered inside dispatch): answer
+            # it rather than let it end this worker.
+            log.exception("the local API failed on %s %s", http_request.method, http_request.path)
+            response, answered_by = gateway_error(500, "Internal Server Error"), "-"
         head = http_request.method == "HEAD"
         try:
             data = encode_response(response, date=self._date(), keep_alive=keep_alive, head=head)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from localapi.events import HttpRequest, HttpResponse
 from localapi.server import LocalApi, Server
 from localapi.template import read_application
 
@@ -247,6 +248,28 @@ def test_a_header_that_would_split_the_response_is_a_500(echo_api: str) -> None:
     assert "set-cookie" not in response.headers
     # The connection still serves the next request.
     assert httpx.get(f"{echo_api}/after").status_code == 200
+
+
+def test_a_failure_of_the_local_api_itself_is_a_500_and_the_worker_lives_on(
+    echo_template: Path,
+) -> None:
+    class FailingApi(LocalApi):
+        def dispatch(self, request: HttpRequest) -> tuple[HttpResponse, str]:
+            if request.path == "/fail":
+                raise RuntimeError("a bug in the local API")
+            return super().dispatch(request)
+
+    server = Server(FailingApi(read_application(echo_template), workers=1)).start()
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            failed = client.get("/fail")
+            after = client.get("/after")
+    finally:
+        server.stop()
+
+    assert failed.status_code == 500
+    assert failed.json() == {"message": "Internal Server Error"}
+    assert after.status_code == 200
 
 
 def test_process_workers_serve_concurrent_requests_apart_from_the_server(
