@@ -46,8 +46,10 @@ def _cold_start(context: Setup) -> list[Result]:
 def _local_api(context: Setup) -> list[Result]:
     database = context.workdir / "local-api.db"
     with context.local_api(database, workers=LOCAL_API_WORKERS) as api:
+        added = latency.measure(api.url, context.ollama_url, context.token, database)
+        latency.add_local_api_share(added, api.url, context.issuer, context.workdir)
         return [
-            latency.measure(api.url, context.ollama_url, context.token, database),
+            added,
             load.measure(api.url, context.token, database, workers=LOCAL_API_WORKERS),
         ]
 

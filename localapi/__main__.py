@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
         default=8,
         help="concurrent invocations, like warm containers (default 8)",
     )
+    parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="run the workers as threads of this process instead of processes of their own",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s localapi %(message)s", stream=sys.stderr
@@ -38,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    api = LocalApi(read_application(args.template), workers=args.workers)
+    api = LocalApi(
+        read_application(args.template), workers=args.workers, processes=not args.threads
+    )
     api.load_handlers()
     port = args.port if args.port is not None else settings.port
     server = Server(api, args.host or settings.host, port)

@@ -11,7 +11,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -63,11 +62,20 @@ def build_event(
             continue
         headers[key] = f"{headers[key]},{value}" if key in headers else value
     query: dict[str, str] = {}
-    for name, value in parse_qsl(request.query_string, keep_blank_values=True):
-        query[name] = f"{query[name]},{value}" if name in query else value
-    content_type = headers.get("content-type", "")
-    is_text = not request.body or content_type.startswith(TEXT_TYPES)
+    if request.query_string:
+        for name, value in parse_qsl(request.query_string, keep_blank_values=True):
+            query[name] = f"{query[name]},{value}" if name in query else value
+    body: str | None = None
+    is_text = headers.get("content-type", "").startswith(TEXT_TYPES)
+    if request.body and is_text:
+        try:
+            body = request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            is_text = False  # not text after all: it travels base64-encoded, as binary does
+    if request.body and not is_text:
+        body = base64.b64encode(request.body).decode("ascii")
     now = time.time()
+    host = headers.get("host", "localhost")
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route.route_key,
@@ -77,8 +85,8 @@ def build_event(
         "requestContext": {
             "accountId": "123456789012",
             "apiId": api_id,
-            "domainName": headers.get("host", "localhost"),
-            "domainPrefix": headers.get("host", "localhost").split(".")[0],
+            "domainName": host,
+            "domainPrefix": host.split(".", 1)[0],
             "http": {
                 "method": request.method,
                 "path": request.path,
@@ -89,10 +97,10 @@ def build_event(
             "requestId": str(uuid.uuid4()),
             "routeKey": route.route_key,
             "stage": stage,
-            "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "time": _request_time(int(now)),
             "timeEpoch": int(now * 1000),
         },
-        "isBase64Encoded": not is_text,
+        "isBase64Encoded": body is not None and not is_text,
     }
     if cookies:
         event["cookies"] = cookies
@@ -100,13 +108,22 @@ def build_event(
         event["queryStringParameters"] = query
     if path_parameters:
         event["pathParameters"] = path_parameters
-    if request.body:
-        event["body"] = (
-            request.body.decode("utf-8")
-            if is_text
-            else base64.b64encode(request.body).decode("ascii")
-        )
+    if body is not None:
+        event["body"] = body
     return event
+
+
+_formatted_second: tuple[int, str] = (0, "")
+
+
+def _request_time(second: int) -> str:
+    """`requestContext.time`, formatted once a second rather than per request."""
+    global _formatted_second
+    cached = _formatted_second
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"))
+        _formatted_second = cached  # one assignment: threads see the old or the new pair
+    return cached[1]
 
 
 def to_response(result: Any) -> HttpResponse:
@@ -163,7 +180,3 @@ def context_for(function: Function) -> LambdaContext:
         memory_limit_in_mb=function.memory,
         timeout_seconds=function.timeout,
     )
-
-
-def header_list(pairs: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs]

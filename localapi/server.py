@@ -1,22 +1,29 @@
-"""The local API's HTTP front: an ASGI app, served by uvicorn, that invokes Lambda handlers.
+"""The local API: template.yaml's routes on a socket, each request turned into an API Gateway
+HTTP API event for its function's real Lambda handler.
 
-Each handler call runs on a worker thread with an event loop of its own that lives as long as the
-thread, as a warm Lambda container keeps its loop (Mangum runs the app on the current thread's
-loop). Several workers are several warm containers serving concurrent requests.
+Several workers are several warm containers serving concurrent requests; each reads its requests
+and calls the handler itself (localapi/http11.py). As processes (what `python -m localapi` runs)
+they share no interpreter lock with each other, as `sam local` runs each container apart; they
+are forked after the handlers are imported, so each starts warm. As threads (tests, where
+`runtime.configure` in the test must reach the handlers) each has an event loop of its own that
+lives as long as the thread, as a warm Lambda container keeps its loop (Mangum runs the app on the
+current thread's loop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
+import os
+import signal
 import socket
 import threading
-import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from typing import Any
-
-import uvicorn
 
 from localapi.events import (
     HttpRequest,
@@ -24,28 +31,25 @@ from localapi.events import (
     build_event,
     context_for,
     gateway_error,
-    header_list,
     to_response,
 )
+from localapi.http11 import Worker
 from localapi.template import Application, LambdaHandler, load_handler
 
 log = logging.getLogger("localapi")
 
-MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP APIs refuse larger payloads
-
-
-def _start_event_loop() -> None:
-    asyncio.set_event_loop(asyncio.new_event_loop())
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 class LocalApi:
-    """ASGI app: HTTP request -> API Gateway v2 event -> handler -> HTTP response."""
+    """Requests -> API Gateway v2 events -> handlers -> responses."""
 
-    def __init__(self, application: Application, *, workers: int = 8) -> None:
+    def __init__(
+        self, application: Application, *, workers: int = 8, processes: bool = False
+    ) -> None:
         self.application = application
-        self._pool = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="lambda", initializer=_start_event_loop
-        )
+        self.workers = workers
+        self.processes = processes
         self._handlers: dict[str, LambdaHandler] = {}
         self._load_lock = threading.Lock()
 
@@ -55,47 +59,15 @@ class LocalApi:
             self._handler(logical_id)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to release: workers belong to the `Server`."""
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        started = time.perf_counter()
-        request = await _read_request(scope, receive)
-        if request is None:
-            response = gateway_error(413, "Request Entity Too Large")
-            target = "-"
-        else:
-            response, target = await self._dispatch(request)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
-        log.info(
-            '%s "%s %s" %d %.1fms -> %s',
-            scope["client"][0] if scope.get("client") else "-",
-            scope["method"],
-            scope["path"],
-            response.status,
-            (time.perf_counter() - started) * 1000,
-            target,
-        )
-
-    async def _dispatch(self, request: HttpRequest) -> tuple[HttpResponse, str]:
+    def dispatch(self, request: HttpRequest) -> tuple[HttpResponse, str]:
+        """The response to `request`, and the function that gave it ("-": API Gateway itself)."""
         found = self.application.match(request.method, request.path)
         if found is None:
             return gateway_error(404, "Not Found"), "-"
         route, parameters = found
-        event = build_event(request, route, parameters)
-        loop = asyncio.get_running_loop()
-        response = await loop.run_in_executor(self._pool, self.invoke, route.function, event)
-        return response, route.function
+        return self.invoke(route.function, build_event(request, route, parameters)), route.function
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> HttpResponse:
         """Call one function's handler with `event`, as the Lambda runtime would."""
@@ -122,40 +94,37 @@ class LocalApi:
         return handler
 
 
-async def _read_request(scope: dict[str, Any], receive: Any) -> HttpRequest | None:
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    client = scope.get("client")
-    return HttpRequest(
-        method=scope["method"],
-        path=scope["path"],
-        query_string=scope.get("query_string", b"").decode("latin-1"),
-        headers=header_list(scope.get("headers", [])),
-        body=b"".join(chunks),
-        source_ip=client[0] if client else "127.0.0.1",
-        protocol=f"HTTP/{scope.get('http_version', '1.1')}",
-    )
+def _run_worker(listener: socket.socket, api: LocalApi, stop_fd: int) -> None:
+    # Mangum runs each invocation on the current thread's event loop: one per warm container.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        Worker(listener, api.dispatch, stop_fd).serve()
+    finally:
+        loop.close()
+
+
+def _worker_process(listener: socket.socket, api: LocalApi, stop_fd: int, stop_writer: int) -> None:
+    """A worker process's life: forked from the server, it serves until the server stops (or
+    dies: the stop pipe then reaches EOF, as no worker holds its writing end)."""
+    os.close(stop_writer)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A thread of its own: the forked main thread carries the forking thread's thread-local
+    # state (a runtime's per-thread clients, say); a new thread starts with none of it.
+    thread = threading.Thread(target=_run_worker, args=(listener, api, stop_fd), name="lambda")
+    thread.start()
+    thread.join()
 
 
 class Server:
-    """The local API on a socket, in a background thread or in the foreground."""
+    """The local API on a socket: `start()` serves from background threads (or processes, with
+    `LocalApi(processes=True)`), `serve_forever()` until SIGINT or SIGTERM."""
 
     def __init__(self, api: LocalApi, host: str = "127.0.0.1", port: int = 0) -> None:
         self.api = api
-        # IPPROTO_TCP spelled out: asyncio turns Nagle's algorithm off on accepted connections
-        # only for sockets made with it, and with Nagle on a small response waits ~40 ms for
-        # the client's delayed ACK.
+        # IPPROTO_TCP spelled out, as asyncio once needed it to turn Nagle's algorithm off; each
+        # accepted connection sets TCP_NODELAY itself (a response is written in one piece).
         self.socket = socket.socket(
             socket.AF_INET6 if ":" in host else socket.AF_INET,
             socket.SOCK_STREAM,
@@ -163,35 +132,110 @@ class Server:
         )
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((host, port))
+        self.socket.listen(1024)
+        self.socket.setblocking(False)  # idle workers race for each connection; losers move on
         self.host = host
         self.port = self.socket.getsockname()[1]
-        config = uvicorn.Config(
-            api, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
-        )
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
+        # Closing the writing end tells every worker to finish its request and stop.
+        self._stop_reader, self._stop_writer = os.pipe()
+        self._threads: list[threading.Thread] = []
+        self._processes: list[BaseProcess] = []
+        self._stopping = False
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def serve_forever(self) -> None:
-        self._server.run(sockets=[self.socket])
-
     def start(self) -> Server:
-        self._thread = threading.Thread(target=self.serve_forever, name="localapi", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the local API did not start")
-            time.sleep(0.01)
+        if self.api.processes:
+            self._start_processes()
+            self._threads.append(
+                threading.Thread(target=self._supervise, name="localapi-supervisor", daemon=True)
+            )
+        else:
+            for number in range(self.api.workers):
+                self._threads.append(
+                    threading.Thread(
+                        target=_run_worker,
+                        args=(self.socket, self.api, self._stop_reader),
+                        name=f"lambda-{number}",
+                        daemon=True,
+                    )
+                )
+        for thread in self._threads:
+            thread.start()
         return self
 
+    def serve_forever(self) -> None:
+        """Serve until SIGINT or SIGTERM; worker processes are supervised from this thread, so
+        this process stays single-threaded and forks safely."""
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            if self.api.processes:
+                self._start_processes()
+                self._supervise()
+            else:
+                self.start()
+                for thread in self._threads:
+                    thread.join()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.stop()
+
     def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._stopping:
+            return
+        self._stopping = True
+        os.close(self._stop_writer)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=STOP_TIMEOUT_SECONDS)
+        for process in self._processes:
+            process.join(timeout=STOP_TIMEOUT_SECONDS)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=STOP_TIMEOUT_SECONDS)
         self.api.close()
         self.socket.close()
+        os.close(self._stop_reader)
+
+    def _start_processes(self) -> None:
+        self.api.load_handlers()
+        while len(self._processes) < self.api.workers:
+            self._processes.append(self._fork_worker())
+
+    def _fork_worker(self) -> BaseProcess:
+        process = multiprocessing.get_context("fork").Process(
+            target=_worker_process,
+            args=(self.socket, self.api, self._stop_reader, self._stop_writer),
+            name="lambda",
+            daemon=True,
+        )
+        process.start()
+        return process
+
+    def _supervise(self) -> None:
+        """Replace a worker process that dies, as a new container replaces a crashed one."""
+        while True:
+            sentinels = {process.sentinel: process for process in self._processes}
+            ready = wait([self._stop_reader, *sentinels])
+            if self._stop_reader in ready or self._stopping:
+                return
+            for sentinel in ready:
+                process = sentinels[sentinel]  # type: ignore[index]
+                process.join()
+                log.error(
+                    "worker process %s exited with %s; starting another",
+                    process.pid,
+                    process.exitcode,
+                )
+                self._processes.remove(process)
+                with contextlib.suppress(OSError):
+                    self._processes.append(self._fork_worker())
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

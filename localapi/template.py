@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import sys
@@ -44,7 +45,7 @@ class Route:
     pattern: re.Pattern[str]
     parameters: tuple[str, ...]
 
-    @property
+    @functools.cached_property
     def route_key(self) -> str:
         return f"{self.method} {self.path}"
 

@@ -109,6 +109,16 @@ def test_binary_bodies_are_base64_encoded() -> None:
     assert base64.b64decode(event["body"]) == raw
 
 
+def test_a_text_body_that_is_not_utf8_travels_base64_encoded() -> None:
+    route, params = APP.match("POST", "/chat/completions")  # type: ignore[misc]
+    raw = b'{"text": "\xff\xfe"}'
+
+    event = build_event(request(body=raw), route, params)
+
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == raw
+
+
 def test_request_ids_are_unique() -> None:
     route, params = APP.match("GET", "/health")  # type: ignore[misc]
     ids = {
