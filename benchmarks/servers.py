@@ -119,14 +119,14 @@ class Setup:
         return env
 
     def local_api(
-        self, database: Path, *, workers: int = 8
+        self, database: Path, *, workers: int = 8, **extra_env: str
     ) -> contextlib.AbstractContextManager[Child]:
         port = free_port()
         return child_server(
             "localapi",
             ["-m", "localapi", "--port", str(port), "--workers", str(workers)],
             port=port,
-            env=self.gateway_env(database),
+            env=self.gateway_env(database, **extra_env),
             logs=self.workdir,
         )
 
