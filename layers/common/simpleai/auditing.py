@@ -119,16 +119,20 @@ class _Responder:
                 key == b"content-type" and value.startswith(b"text/event-stream")
                 for key, value in headers
             )
-            if self._streaming:
-                self._started = True
-                await self._send(self._start)
-            return
+            return  # held until the first chunk of a stream, or the audit of anything else
         if message["type"] != "http.response.body":
             await self._send(message)
             return
         self._chunks.append(message.get("body", b""))
         if message.get("more_body", False):
             if self._streaming:
+                if not self._started:
+                    # Head and first chunk leave back to back: the caller's first bytes of
+                    # content come one write sooner, and a failure before them is still a
+                    # plain error answer.
+                    self._started = True
+                    assert self._start is not None
+                    await self._send(self._start)
                 await self._send(message)
             return
         await self._finish(message)
