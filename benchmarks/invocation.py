@@ -4,27 +4,23 @@ socket), and a pyinstrument profile of where the time goes."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import dataclasses
 import json
-import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from benchmarks.inprocess import handlers_in_process
 from benchmarks.report import Result, Verdict, us
 from benchmarks.servers import AUDIENCE, ROOT
 from benchmarks.stats import Summary
 from localapi.events import context_for
 from localapi.template import load_handler, read_application
-from simpleai import runtime
-from simpleai.observability import SERVICE
 from simpleai.settings import Settings
 
 TARGET_MEAN_US = 1000.0
@@ -97,7 +93,7 @@ def measure(
         if result["statusCode"] != 200:
             raise RuntimeError(f"the chat handler answered {result['statusCode']}: {result}")
 
-    with _quiet_logs(), _gateway(settings):
+    with handlers_in_process(settings, ollama_transport=httpx.MockTransport(_answer)):
         for _ in range(warmup):
             invoke()
         samples = _timed(handler, template, function, count, budget_seconds)
@@ -109,7 +105,7 @@ def measure(
         audit_synchronous="NORMAL",
         database_url=f"sqlite:{workdir / 'invocation-normal.db'}",
     )
-    with _quiet_logs(), _gateway(relaxed):
+    with handlers_in_process(relaxed, ollama_transport=httpx.MockTransport(_answer)):
         for _ in range(warmup):
             invoke()
         relaxed_samples = _timed(handler, template, function, count, budget_seconds)
@@ -217,35 +213,3 @@ def _attribute(frame: Any, totals: dict[str, float]) -> None:
             return
     for child in frame.children:
         _attribute(child, totals)
-
-
-@contextlib.contextmanager
-def _gateway(settings: Settings) -> Iterator[None]:
-    # Mangum runs each invocation on the thread's current loop, as Lambda's runtime does.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    runtime.configure(settings, ollama_transport=httpx.MockTransport(_answer))
-    try:
-        yield
-    finally:
-        runtime.configure(None)
-        asyncio.set_event_loop(None)
-        loop.close()
-
-
-@contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
-    """Write the access lines and EMF documents as usual, but to /dev/null, not our terminal."""
-    handlers = [
-        handler
-        for handler in logging.getLogger(SERVICE).handlers
-        if isinstance(handler, logging.StreamHandler)
-    ]
-    with open(os.devnull, "w") as devnull:
-        previous = [handler.setStream(devnull) for handler in handlers]
-        try:
-            yield
-        finally:
-            for handler, stream in zip(handlers, previous, strict=True):
-                if stream is not None:
-                    handler.setStream(stream)

@@ -3,26 +3,21 @@ translation and audit on) versus the same requests sent straight to the Ollama s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
-import logging
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from benchmarks.clients import client
+from benchmarks.inprocess import handlers_in_process
 from benchmarks.report import Result, Verdict, ms
 from benchmarks.requests import audit_row_count, bearer, ollama_body, openai_body
 from benchmarks.servers import AUDIENCE, ROOT
 from benchmarks.stats import Paired, Summary, paired_samples
 from localapi.events import HttpRequest, build_event, context_for
 from localapi.template import load_handler, read_application
-from simpleai import runtime
-from simpleai.observability import SERVICE
 from simpleai.settings import Settings
 
 TARGET_MEDIAN_MS = 1.5
@@ -173,7 +168,7 @@ def add_local_api_share(
     # spends several times more of it per request.
     host, port = api_url.removeprefix("http://").rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    with contextlib.closing(connection), _in_process(settings):
+    with contextlib.closing(connection), handlers_in_process(settings):
 
         def through_local_api() -> float:
             started = time.perf_counter()
@@ -219,28 +214,3 @@ def add_local_api_share(
         "the measuring process; both write the handler's audit row. In AWS, API Gateway and "
         "Lambda's runtime do this part."
     )
-
-
-@contextlib.contextmanager
-def _in_process(settings: Settings) -> Iterator[None]:
-    """The runtime configured for handlers called here, on a loop of this thread (Mangum runs
-    each invocation on the current thread's loop), their log lines sent to /dev/null."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    runtime.configure(settings)
-    handlers = [
-        handler
-        for handler in logging.getLogger(SERVICE).handlers
-        if isinstance(handler, logging.StreamHandler)
-    ]
-    with open(os.devnull, "w") as devnull:
-        previous = [handler.setStream(devnull) for handler in handlers]
-        try:
-            yield
-        finally:
-            for handler, stream in zip(handlers, previous, strict=True):
-                if stream is not None:
-                    handler.setStream(stream)
-            runtime.configure(None)
-            asyncio.set_event_loop(None)
-            loop.close()
