@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from localapi.events import LambdaContext
 from localapi.server import LocalApi, Server
 from localapi.template import read_application
 from simpleai import runtime
+from simpleai.observability import logger
 from simpleai.settings import Settings
 from tests.support.fake_ollama import FakeOllama
 from tests.support.oidc import Provider, running_provider
@@ -36,6 +39,18 @@ USERS = {
     "bob": {"email": "bob@example.com", "name": "Bob"},
 }
 PLACEHOLDER = "Bearer REPLACE_WITH_A_TOKEN"
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """What the gateway writes to its Powertools log handler's stream (stdout in production):
+    every log line, the access lines and the EMF documents."""
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)
 
 
 @pytest.fixture(scope="session")

@@ -37,17 +37,7 @@ def test_first_call_imports_neither_xray_nor_sqlite_utils_needlessly(tmp_path: P
     }
 
     def first_call() -> dict[str, object]:
-        result = subprocess.run(
-            [sys.executable, "-c", FIRST_CALL],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        outcome: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-        return outcome
+        return _fresh_interpreter(FIRST_CALL, env)
 
     # A new database is migrated (sqlite-utils needed); a migrated one is not touched.
     assert first_call() == {"status": 200, "xray": False, "sqlite_utils": True}
@@ -85,17 +75,7 @@ NOT_AT_INIT = (
 @pytest.fixture(scope="module")
 def chat_import() -> dict[str, object]:
     """What a fresh interpreter holds right after importing the chat handler module."""
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORT_CHAT],
-        cwd=ROOT,
-        env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    outcome: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-    return outcome
+    return _fresh_interpreter(IMPORT_CHAT, {**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})
 
 
 def test_chat_handler_import_leaves_out_what_its_first_request_does_not_need(
@@ -117,3 +97,18 @@ def test_chat_handler_import_ends_with_garbage_collection_on_and_its_objects_fro
     assert chat_import["gc_enabled"] is True
     frozen = chat_import["frozen"]
     assert isinstance(frozen, int) and frozen > 10_000
+
+
+def _fresh_interpreter(code: str, env: dict[str, str]) -> dict[str, object]:
+    """Run `code` in a new interpreter from the repository root; the JSON of its last line."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    outcome: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return outcome

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from simpleai import runtime
-from simpleai.observability import logger
 from simpleai.settings import Settings
 
 Invoke = Callable[..., dict[str, Any]]
@@ -67,17 +65,6 @@ def test_every_answer_is_uncacheable_and_carries_the_request_id(invoke: Invoke, 
     assert headers["cache-control"] == "no-store"
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-request-id"] == f"evt-{event}"
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    """What the gateway writes to its Powertools log handler's stream (stdout in production)."""
-    buffer = io.StringIO()
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
 
 
 def test_access_line_is_json_with_the_request_id_and_no_secret(

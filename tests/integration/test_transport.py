@@ -72,10 +72,17 @@ async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         await writer.drain()
 
 
-async def send(transport: Http11Transport, url: str, body: bytes = b"{}") -> httpx.Response:
-    request = httpx.Request("POST", url + "/api/chat", content=body)
-    request.extensions["timeout"] = TIMEOUTS
-    response = await transport.handle_async_request(request)
+async def start(
+    transport: Http11Transport, url: str, timeouts: dict[str, float] = TIMEOUTS
+) -> httpx.Response:
+    """A POST sent and its answer's head received; the body is left to the caller."""
+    request = httpx.Request("POST", url + "/api/chat", content=b"{}")
+    request.extensions["timeout"] = timeouts
+    return await transport.handle_async_request(request)
+
+
+async def send(transport: Http11Transport, url: str) -> httpx.Response:
+    response = await start(transport, url)
     await response.aread()
     return response
 
@@ -182,9 +189,7 @@ def test_a_chunked_body_arrives_chunk_by_chunk_and_the_connection_is_kept() -> N
         server = Server(stream)
         url = await server.start()
         transport = Http11Transport()
-        request = httpx.Request("POST", url + "/api/chat", content=b"{}")
-        request.extensions["timeout"] = TIMEOUTS
-        response = await transport.handle_async_request(request)
+        response = await start(transport, url)
         chunks = response.aiter_raw()
         assert await anext(chunks) == b'{"a":1}\n'  # before the server sends the rest
         release.set()
@@ -201,9 +206,7 @@ def test_a_body_left_unread_closes_its_connection() -> None:
         server = Server(keep_answering)
         url = await server.start()
         transport = Http11Transport()
-        request = httpx.Request("POST", url + "/api/chat", content=b"{}")
-        request.extensions["timeout"] = TIMEOUTS
-        response = await transport.handle_async_request(request)
+        response = await start(transport, url)
         await response.aclose()
         await send(transport, url)
         assert server.connections == 2
@@ -234,10 +237,8 @@ def test_failures_are_httpx_exceptions() -> None:
             await send(transport, url)
 
         url = await Server(stall).start()
-        request = httpx.Request("POST", url + "/api/chat", content=b"{}")
-        request.extensions["timeout"] = {**TIMEOUTS, "read": 0.1}
         with pytest.raises(httpx.ReadTimeout):
-            await transport.handle_async_request(request)
+            await start(transport, url, {**TIMEOUTS, "read": 0.1})
 
     asyncio.run(scenario())
 

@@ -6,23 +6,12 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from simpleai import observability
 from simpleai.observability import emit_request, logger
-
-
-@pytest.fixture
-def written() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -43,7 +32,7 @@ def emit_failure(**overrides: Any) -> None:
 
 
 def test_the_access_line_has_powertools_keys_and_context_and_drops_empty_fields(
-    written: io.StringIO, monkeypatch: pytest.MonkeyPatch
+    log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
     logger.append_keys(function_name="ChatFunction", correlation_id="r-1")
@@ -52,7 +41,7 @@ def test_the_access_line_has_powertools_keys_and_context_and_drops_empty_fields(
     finally:
         logger.remove_keys(["function_name", "correlation_id"])
 
-    access = next(line for line in lines(written) if line.get("message") == "request")
+    access = next(line for line in lines(log_output) if line.get("message") == "request")
     assert access["level"] == "INFO"
     assert access["service"] == "simpleai-gateway"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}[+-]\d{4}", access["timestamp"])
@@ -62,10 +51,10 @@ def test_the_access_line_has_powertools_keys_and_context_and_drops_empty_fields(
     assert "user" not in access and "model" not in access and "sampling_rate" not in access
 
 
-def test_an_error_is_counted_by_type_in_a_document_of_its_own(written: io.StringIO) -> None:
+def test_an_error_is_counted_by_type_in_a_document_of_its_own(log_output: io.StringIO) -> None:
     emit_failure(model="llama3.2")
 
-    documents = [line for line in lines(written) if "_aws" in line]
+    documents = [line for line in lines(log_output) if "_aws" in line]
     assert len(documents) == 2
     main, by_type = documents
     assert (main["Errors"], main["model"]) == (1, "llama3.2")
@@ -76,22 +65,24 @@ def test_an_error_is_counted_by_type_in_a_document_of_its_own(written: io.String
     assert (by_type["error_type"], by_type["ErrorsByType"]) == ("authentication_error", 1)
 
 
-def test_cold_start_is_counted_once(written: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cold_start_is_counted_once(
+    log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(observability, "_cold_start", True)
 
     emit_failure()
     emit_failure()
 
-    documents = [line for line in lines(written) if "Requests" in line]
+    documents = [line for line in lines(log_output) if "Requests" in line]
     assert [document.get("ColdStart") for document in documents] == [1, None]
 
 
 def test_metrics_can_be_switched_off_and_the_log_level_is_honoured(
-    written: io.StringIO, monkeypatch: pytest.MonkeyPatch
+    log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     emit_failure()
-    assert [line.get("message") for line in lines(written)] == ["request"]
+    assert [line.get("message") for line in lines(log_output)] == ["request"]
 
     level = logger.log_level
     logger.setLevel(logging.WARNING)
@@ -99,4 +90,4 @@ def test_metrics_can_be_switched_off_and_the_log_level_is_honoured(
         emit_failure()
     finally:
         logger.setLevel(level)
-    assert len(lines(written)) == 1
+    assert len(lines(log_output)) == 1
