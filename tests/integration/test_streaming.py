@@ -88,3 +88,26 @@ def test_chunks_arrive_one_by_one_before_the_stream_ends(
     (row,) = audit_rows()
     assert (row["stream"], row["finish_reason"], row["tokens_prompt"]) == (1, "stop", 12)
     assert json.loads(row["response_body"])["choices"][0]["message"]["content"] == "one two six."
+
+
+def test_a_caller_who_hangs_up_mid_stream_ends_it_at_once_and_is_audited(
+    chat_app_url: str, token: Callable[..., str], fake_ollama: FakeOllama, audit_rows: Rows
+) -> None:
+    # GIVEN a stream whose second piece Ollama holds back (for 10 s, unless released)
+    fake_ollama.queue(Reply(content="one two six.", chunks=3, pace=threading.Semaphore(0)))
+    body = {"messages": [{"role": "user", "content": "Count"}], "stream": True}
+    headers = {"Authorization": f"Bearer {token('alice')}"}
+
+    # WHEN the caller reads the first piece and goes away
+    with httpx.stream(
+        "POST", f"{chat_app_url}/v1/chat/completions", json=body, headers=headers, timeout=20
+    ) as response:
+        assert json.loads(next(events(response.iter_lines())))["object"] == "chat.completion.chunk"
+
+    # THEN the gateway notices well before Ollama would give up, and records why the stream ended
+    deadline = time.monotonic() + 5
+    while not audit_rows():
+        assert time.monotonic() < deadline, "the stream outlived its caller"
+        time.sleep(0.02)
+    (row,) = audit_rows()
+    assert (row["stream"], row["error_type"]) == (1, "client_disconnected")
