@@ -18,7 +18,7 @@ from benchmarks import (
     load,
     streaming,
 )
-from benchmarks.machine import describe
+from benchmarks.machine import cpu_times, describe, steal_share
 from benchmarks.report import Result, render
 from benchmarks.servers import ROOT, Setup, setup
 
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the OIDC provider's access log
 
     machine = describe(ROOT)
+    counters = cpu_times()
     results: list[Result] = []
     with (
         tempfile.TemporaryDirectory(prefix="simpleai-bench-") as workdir,
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+    stolen = steal_share(counters, cpu_times())
+    machine.append(("CPU stolen by the hypervisor during the run", stolen))
     results.sort(key=lambda result: result.number)
     for result in results:
         print(f"\n{result.number}. {result.title}")

@@ -41,6 +41,25 @@ def describe(root: Path) -> list[tuple[str, str]]:
     ]
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (/proc/stat's first line), or None where there are none."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    return [int(value) for value in fields[1:9]] if fields and fields[0] == "cpu" else None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> str:
+    """The share of CPU time the hypervisor gave to other guests between two `cpu_times()`:
+    on a virtual machine, the noise no load average shows."""
+    if before is None or after is None:
+        return "unknown"
+    spent = [end - start for start, end in zip(before, after, strict=True)]
+    total = sum(spent)
+    return f"{spent[7] / total:.1%}" if total else "unknown"
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

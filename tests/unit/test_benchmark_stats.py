@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.machine import steal_share
 from benchmarks.stats import Summary, percentile
 
 
@@ -65,3 +66,11 @@ def test_paired_samples_alternate_which_path_goes_first_and_count_failures() -> 
     assert paired.errors == 1
     assert paired.added().median == 3.0
     assert len(paired.gateway_ms) == len(paired.direct_ms) == 3
+
+
+def test_steal_is_the_hypervisors_share_of_all_cpu_time() -> None:
+    before = [100, 0, 50, 800, 0, 0, 0, 50]
+    after = [160, 0, 70, 850, 0, 0, 0, 70]  # 60 user, 20 system, 50 idle, 20 stolen
+
+    assert steal_share(before, after) == "13.3%"
+    assert steal_share(None, after) == "unknown"
