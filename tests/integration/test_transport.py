@@ -243,6 +243,19 @@ def test_failures_are_httpx_exceptions() -> None:
     asyncio.run(scenario())
 
 
+def test_a_request_http_cannot_carry_is_an_httpx_error_and_sends_nothing() -> None:
+    async def scenario() -> None:
+        server = Server(keep_answering)
+        url = await server.start()
+        request = httpx.Request(
+            "GET", url + "/api/tags", headers={"Authorization": "Bearer x\r\nX-Injected: 1"}
+        )
+        with pytest.raises(httpx.LocalProtocolError):
+            await Http11Transport().handle_async_request(request)
+
+    asyncio.run(scenario())
+
+
 def test_https_is_spoken_and_the_certificate_checked(tmp_path: Path) -> None:
     server_context, trusting = _tls_pair(tmp_path)
 

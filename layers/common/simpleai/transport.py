@@ -53,16 +53,19 @@ class Http11Transport(httpx.AsyncBaseTransport):
         body = await request.aread()
         connection = await self._connection(request.url, timeouts.get("connect"))
         try:
-            head = connection.h11.send(
-                h11.Request(
-                    method=request.method,
-                    target=request.url.raw_path,
-                    headers=request.headers.raw,
+            try:
+                head = connection.h11.send(
+                    h11.Request(
+                        method=request.method,
+                        target=request.url.raw_path,
+                        headers=request.headers.raw,
+                    )
                 )
-            )
-            if body:
-                head += connection.h11.send(h11.Data(data=body))
-            head += connection.h11.send(h11.EndOfMessage())
+                if body:
+                    head += connection.h11.send(h11.Data(data=body))
+                head += connection.h11.send(h11.EndOfMessage())
+            except h11.LocalProtocolError as exc:  # a header HTTP cannot carry, say
+                raise httpx.LocalProtocolError(str(exc)) from exc
             async with _limit(timeouts.get("write"), httpx.WriteTimeout, httpx.WriteError):
                 connection.writer.write(head)
                 await connection.writer.drain()
