@@ -10,13 +10,12 @@ import gc
 gc.disable()
 
 from fastapi import Request  # noqa: E402
-from fastapi.responses import JSONResponse, Response  # noqa: E402
+from fastapi.responses import JSONResponse, Response, StreamingResponse  # noqa: E402
 from mangum import Mangum  # noqa: E402
 
 from simpleai import chat, runtime  # noqa: E402
 from simpleai.webapp import (  # noqa: E402
     Caller,
-    EventStreamResponse,
     create_app,
     exchange_of,
     lambda_handler,
@@ -41,7 +40,7 @@ async def chat_completions(request: Request, identity: Caller) -> Response:
     completion = chat.prepare(body, parts, exchange)
     if completion.stream:
         frames = await chat.stream(completion, parts, exchange)
-        return EventStreamResponse(frames, headers=STREAM_HEADERS)
+        return StreamingResponse(frames, media_type="text/event-stream", headers=STREAM_HEADERS)
     return JSONResponse(await chat.complete(completion, parts, exchange))
 
 

@@ -127,9 +127,8 @@ class _Responder:
         if message.get("more_body", False):
             if self._streaming:
                 if not self._started:
-                    # Head and first chunk leave back to back: the caller's first bytes of
-                    # content come one write sooner, and a failure before them is still a
-                    # plain error answer.
+                    # The head waits for the first chunk, so that a failure before any content
+                    # is still a plain error answer rather than a stream cut short.
                     self._started = True
                     assert self._start is not None
                     await self._send(self._start)

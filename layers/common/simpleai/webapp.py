@@ -9,10 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -204,37 +203,6 @@ async def _render_validation_error(request: Request, exc: RequestValidationError
     )
 
 
-class EventStreamResponse(StreamingResponse):
-    """Server-sent events, streamed from the request's own task.
-
-    Starlette's StreamingResponse (under ASGI servers before spec 2.4, as uvicorn and Mangum are)
-    streams from a new task while the request's task listens for the caller hanging up, so the
-    first chunk waits a loop turn for that task to start: ~0.3 ms of time to first chunk. Here
-    the request's task streams at once and a child task listens; a caller who hangs up cancels
-    the stream as before.
-    """
-
-    media_type = "text/event-stream"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with anyio.create_task_group() as group:
-
-                async def watch() -> None:
-                    await self.listen_for_disconnect(receive)
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch)
-                await self.stream_response(send)
-                group.cancel_scope.cancel()
-        except BaseExceptionGroup as errors:
-            if len(errors.exceptions) != 1:
-                raise
-            raise errors.exceptions[0] from errors
-        if self.background is not None:
-            await self.background()
-
-
 class CorsFromSettings:
     """CORS from `CORS_ORIGINS`, decided when settings are first read (lazily, at the first
     request) and again whenever `runtime.configure` replaces them."""
@@ -268,7 +236,6 @@ class CorsFromSettings:
 
 __all__ = [
     "Caller",
-    "EventStreamResponse",
     "Exchange",
     "authenticated",
     "create_app",
