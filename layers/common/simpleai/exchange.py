@@ -6,7 +6,6 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
 from starlette.types import Scope
@@ -33,7 +32,6 @@ class Exchange:
     finish_reason: str | None = None
     error_type: str | None = None
     upstream_latency_ms: float | None = None
-    request_json: Any = None
     response_headers: dict[str, str] = field(default_factory=dict)
     """Added to the answer, whatever it is (the rate-limit headers of an allowed request)."""
     response_text: str | None = None

@@ -23,7 +23,6 @@ from simpleai.audit.records import AuditRecord
 GENESIS = "0" * 64
 """The `prev_hash` of the first row ever written."""
 
-CHAIN_FIELDS = ("seq", "prev_hash", "hash")
 # In sorted order, so the canonical JSON is built in that order without json's sort_keys pass.
 _HASHED_FIELDS = tuple(sorted((*AuditRecord.__dataclass_fields__, "seq", "prev_hash")))
 _BOOLEANS = ("response_truncated", "stream")
