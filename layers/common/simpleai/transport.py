@@ -98,13 +98,16 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 return connection
             connection.close()
         secure = url.scheme == "https"
+        if secure and self._ssl_context is None:
+            # Built once, on the first https connection: loading the CA bundle takes 40-120 ms.
+            self._ssl_context = ssl.create_default_context()
         host = url.host
         port = url.port or (443 if secure else 80)
         async with _limit(connect_timeout, httpx.ConnectTimeout, httpx.ConnectError):
             reader, writer = await asyncio.open_connection(
                 host,
                 port,
-                ssl=(self._ssl_context or ssl.create_default_context()) if secure else None,
+                ssl=self._ssl_context if secure else None,
                 server_hostname=host if secure else None,
                 limit=READ_SIZE,
             )
