@@ -250,8 +250,111 @@ def test_a_request_http_cannot_carry_is_an_httpx_error_and_sends_nothing() -> No
         request = httpx.Request(
             "GET", url + "/api/tags", headers={"Authorization": "Bearer x\r\nX-Injected: 1"}
         )
-        with pytest.raises(httpx.LocalProtocolError):
+        with pytest.raises(httpx.LocalProtocolError) as refused:
             await Http11Transport().handle_async_request(request)
+        assert "authorization" in str(refused.value).lower()
+        assert "Bearer" not in str(refused.value)  # a credential is named, never shown
+        assert server.connections == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_request_goes_out_framed_by_its_body() -> None:
+    """One head and body; the transport writes Content-Length from the body it sends,
+    whatever framing headers the request carried."""
+    received: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await read_request(reader)) is not None:
+            received.append(request)
+            writer.write(answer(b"{}"))
+            await writer.drain()
+
+    async def scenario() -> None:
+        server = Server(record)
+        url = await server.start()
+        request = httpx.Request(
+            "POST",
+            url + "/api/chat?x=1",
+            content=b'{"model":"m"}',
+            headers={"X-Extra": "yes", "Content-Length": "999", "Transfer-Encoding": "chunked"},
+        )
+        request.extensions["timeout"] = TIMEOUTS
+        await (await Http11Transport().handle_async_request(request)).aread()
+
+    asyncio.run(scenario())
+    head, _, body = received[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /api/chat?x=1 HTTP/1.1"
+    headers = [line.lower() for line in lines[1:]]
+    assert b"x-extra: yes" in headers
+    assert b"host: 127.0.0.1:" in b"\n".join(headers)
+    assert [h for h in headers if h.startswith((b"content-length", b"transfer-encoding"))] == [
+        b"content-length: 13"
+    ]
+    assert body == b'{"model":"m"}'
+
+
+def test_an_answer_after_informational_ones_with_a_body_up_to_the_close() -> None:
+    async def old_style(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+        writer.write(b'{"ok": ')
+        await writer.drain()
+        writer.write(b"true}")  # no length, no chunks: the body ends where the server closes
+
+    async def scenario() -> None:
+        server = Server(old_style)
+        url = await server.start()
+        transport = Http11Transport()
+        response = await send(transport, url)
+        assert (response.status_code, response.json()) == (200, {"ok": True})
+        assert response.headers["content-type"] == "application/json"
+        assert "link" not in response.headers  # an informational answer's headers are its own
+        await send(transport, url)  # a connection ended by its answer is not reused
+        assert server.connections == 2
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("wire", "complaint"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "before the body ended"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "before the body"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "not HTTP/1.1"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "not HTTP/1.1"),
+    ],
+)
+def test_an_answer_cut_short_or_not_http_is_a_protocol_error(wire: bytes, complaint: str) -> None:
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(wire)
+        await writer.drain()
+
+    async def scenario() -> None:
+        url = await Server(broken).start()
+        with pytest.raises(httpx.RemoteProtocolError, match=complaint):
+            await send(Http11Transport(), url)
+
+    asyncio.run(scenario())
+
+
+def test_bytes_after_a_whole_answer_keep_its_connection_from_reuse() -> None:
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader) is not None:
+            writer.write(answer(b"{}") + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+
+    async def scenario() -> None:
+        server = Server(chatty)
+        url = await server.start()
+        transport = Http11Transport()
+        assert (await send(transport, url)).content == b"{}"
+        assert (await send(transport, url)).content == b"{}"
+        assert server.connections == 2
 
     asyncio.run(scenario())
 
