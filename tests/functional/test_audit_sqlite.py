@@ -1,4 +1,4 @@
-"""What only the SQLite backend does: migrate a database written before the hash chain."""
+"""What only the SQLite backend does: migrate databases written by earlier versions."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import sqlite_utils
 
 from simpleai.audit import AuditQuery, AuditRecord
-from simpleai.audit.chain import GENESIS
+from simpleai.audit.chain import GENESIS, row_hash
 from simpleai.audit.migrations import migrations
-from simpleai.audit.sqlite import TABLE, SqliteAuditStore
+from simpleai.audit.sqlite import PRUNES, TABLE, SqliteAuditStore
 
 
 def test_rows_written_before_the_chain_are_chained_by_the_migration(tmp_path: Path) -> None:
@@ -33,6 +33,55 @@ def test_rows_written_before_the_chain_are_chained_by_the_migration(tmp_path: Pa
     store.close()
     assert [(row["seq"], row["response_status"]) for row in rows] == [(1, 200), (2, 401), (3, 200)]
     assert rows[0]["prev_hash"] == GENESIS
+    assert report.ok, report.problems
+
+
+def test_seq_becomes_the_rowid_and_a_chained_log_survives_whole(tmp_path: Path) -> None:
+    # GIVEN a database as the hash chain's migration left it: a pruned prefix (anchor), then
+    # three chained rows whose seq (5, 6, 7) differs from their rowid (1, 2, 3)
+    path = tmp_path / "audit.db"
+    old = sqlite_utils.Database(path)
+    migrations.apply(old, stop_before="m003_seq_as_rowid")
+    old[PRUNES].insert(  # type: ignore[union-attr]
+        {
+            "pruned_at": "2026-11-01T00:00:00.000Z",
+            "before": "2026-11-01T00:00:00.000Z",
+            "rows": 4,
+            "through_seq": 4,
+            "through_hash": "f" * 64,
+        }
+    )
+    previous = "f" * 64
+    for seq, status in zip((5, 6, 7), (200, 401, 502), strict=True):
+        row = AuditRecord(
+            request_path="/v1/chat/completions", method="POST", response_status=status
+        ).to_row()
+        row.update(seq=seq, prev_hash=previous)
+        row["hash"] = previous = row_hash(row)
+        old[TABLE].insert(row)  # type: ignore[union-attr]
+    before = list(old.query(f"SELECT * FROM {TABLE} ORDER BY seq"))
+    old.close()
+
+    # WHEN today's store opens it, and writes on
+    store = SqliteAuditStore.open(path)
+    store.record(AuditRecord(request_path="/models", method="GET", response_status=200))
+
+    # THEN seq is the rowid, the UUID and seq indexes are gone, the time indexes remain
+    table = store.db[TABLE]
+    assert table.pks == ["seq"]  # type: ignore[union-attr]
+    assert sorted(index.columns for index in table.indexes) == [  # type: ignore[union-attr]
+        ["timestamp"],
+        ["user_id", "timestamp"],
+    ]
+    # ... every old row is as it was, and the chain goes on from its last row
+    after = list(store.db.query(f"SELECT rowid AS _rowid, * FROM {TABLE} ORDER BY seq"))
+    store.close()
+    assert [row["_rowid"] for row in after] == [5, 6, 7, 8]
+    assert [{k: v for k, v in row.items() if k != "_rowid"} for row in after[:3]] == before
+    assert (after[3]["seq"], after[3]["prev_hash"]) == (8, before[-1]["hash"])
+    reopened = SqliteAuditStore.open(path)
+    report = reopened.verify()
+    reopened.close()
     assert report.ok, report.problems
 
 

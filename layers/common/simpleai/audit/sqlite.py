@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 TABLE = "audit_log"
 PRUNES = "audit_prunes"
 
-MIGRATIONS = ("m001_create_audit_log", "m002_hash_chain")
+MIGRATIONS = ("m001_create_audit_log", "m002_hash_chain", "m003_seq_as_rowid")
 """The names in migrations.py, in order: a cold start on a database that has them all needs no
 sqlite-utils import (tests/unit/test_audit_migration_names.py keeps the two in step)."""
 MIGRATION_SET = "simpleai-audit"
