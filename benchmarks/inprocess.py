@@ -8,24 +8,23 @@ import logging
 import os
 from collections.abc import Iterator
 
-import httpx
-
 from simpleai import runtime
 from simpleai.observability import SERVICE
 from simpleai.settings import Settings
+from simpleai.transport import Connect
 
 
 @contextlib.contextmanager
 def handlers_in_process(
-    settings: Settings, *, ollama_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, *, ollama_connect: Connect | None = None
 ) -> Iterator[None]:
-    """The runtime configured with `settings` (and `ollama_transport` under the Ollama client,
-    if given) on a fresh event loop of this thread, as Mangum runs each invocation on the
-    current thread's loop; the access lines and EMF documents written as usual, but to
-    /dev/null rather than our terminal."""
+    """The runtime configured with `settings` (and `ollama_connect` opening the Ollama
+    transport's connections, if given) on a fresh event loop of this thread, as Mangum runs
+    each invocation on the current thread's loop; the access lines and EMF documents written
+    as usual, but to /dev/null rather than our terminal."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    runtime.configure(settings, ollama_transport=ollama_transport)
+    runtime.configure(settings, ollama_connect=ollama_connect)
     handlers = [
         handler
         for handler in logging.getLogger(SERVICE).handlers

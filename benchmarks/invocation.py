@@ -1,6 +1,6 @@
 """2. Per-invocation cost, in-process: API Gateway v2 events into the chat function's Lambda
-handler with warm caches, the Ollama client answered at once by an `httpx.MockTransport` (no
-socket), and a pyinstrument profile of where the time goes."""
+handler with warm caches, the Ollama transport's connections answered at once in-process (a
+socket pair served on the same event loop), and a pyinstrument profile of where the time goes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from benchmarks.inprocess import handlers_in_process
 from benchmarks.report import Result, Verdict, us
 from benchmarks.servers import AUDIENCE, ROOT
@@ -22,6 +20,7 @@ from benchmarks.stats import Summary
 from localapi.events import context_for
 from localapi.template import load_handler, read_application
 from simpleai.settings import Settings
+from tests.support.answering import answering, http_answer
 
 TARGET_MEAN_US = 1000.0
 PROFILE_INTERVAL_SECONDS = 0.0002
@@ -42,6 +41,7 @@ OLLAMA_ANSWER = json.dumps(
         "eval_duration": 4_289_432_000,
     }
 ).encode()
+ANSWER = http_answer(OLLAMA_ANSWER)
 
 # Where the profile's time is attributed: (file suffix, function names). The first match on the
 # way down a call stack takes the time of everything below it.
@@ -49,19 +49,13 @@ PARTS: dict[str, tuple[str, frozenset[str]]] = {
     "auth (token verification, rate limits)": ("simpleai/webapp.py", frozenset({"authenticated"})),
     "request JSON parse (read_json)": ("simpleai/webapp.py", frozenset({"read_json"})),
     "translation": ("simpleai/translate/", frozenset({"to_ollama_chat", "from_ollama_chat"})),
-    "upstream call (httpx request and response, mock transport)": (
+    "upstream call (framing, socket, parsing; answered at once)": (
         "simpleai/ollama.py",
         frozenset({"chat"}),
     ),
     "audit write": ("simpleai/auditing.py", frozenset({"_write_audit"})),
     "access log line and metrics": ("simpleai/auditing.py", frozenset({"_log"})),
 }
-
-
-def _answer(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(
-        200, content=OLLAMA_ANSWER, headers={"content-type": "application/json; charset=utf-8"}
-    )
 
 
 def measure(
@@ -93,7 +87,7 @@ def measure(
         if result["statusCode"] != 200:
             raise RuntimeError(f"the chat handler answered {result['statusCode']}: {result}")
 
-    with handlers_in_process(settings, ollama_transport=httpx.MockTransport(_answer)):
+    with handlers_in_process(settings, ollama_connect=answering(ANSWER)[0]):
         for _ in range(warmup):
             invoke()
         samples = _timed(handler, template, function, count, budget_seconds)
@@ -105,7 +99,7 @@ def measure(
         audit_synchronous="NORMAL",
         database_url=f"sqlite:{workdir / 'invocation-normal.db'}",
     )
-    with handlers_in_process(relaxed, ollama_transport=httpx.MockTransport(_answer)):
+    with handlers_in_process(relaxed, ollama_connect=answering(ANSWER)[0]):
         for _ in range(warmup):
             invoke()
         relaxed_samples = _timed(handler, template, function, count, budget_seconds)
@@ -120,9 +114,11 @@ def measure(
             "token) into the chat function's Lambda handler (Powertools context, Mangum, "
             "FastAPI, audit middleware, token verification against cached JWKS, translation, "
             "audit row written to SQLite in WAL mode, access line and EMF metrics written to "
-            f"/dev/null), after {warmup} warm-up invocations. The Ollama client's httpx "
-            "transport is an `httpx.MockTransport` answering at once, so no socket is "
-            "involved (`runtime.configure(settings, ollama_transport=...)`)."
+            f"/dev/null), after {warmup} warm-up invocations. The Ollama transport's "
+            "connections are answered at once by the other half of a socket pair, served on "
+            "the same event loop (`runtime.configure(settings, ollama_connect=...)`): the "
+            "request is framed, sent, answered and parsed as in production, without a server "
+            "process or a network."
         ),
         target=f"mean per-invocation overhead < {TARGET_MEAN_US / 1000:.0f} ms",
         measured=us(summary.mean),

@@ -1,5 +1,5 @@
-"""`runtime.configure(..., ollama_transport=...)`: the Ollama client's network can be replaced
-(the benchmarks time the gateway in-process this way, with no socket)."""
+"""`runtime.configure(..., ollama_connect=...)`: the Ollama transport's connections can be opened
+another way (the benchmarks time the gateway in-process this way, answered at once)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from simpleai import runtime
 from simpleai.settings import Settings
+from tests.support.answering import answering, http_answer
 from tests.support.fake_ollama import FakeOllama
 
 ANSWER = {
@@ -24,32 +23,28 @@ ANSWER = {
 }
 
 
-def test_a_configured_transport_answers_instead_of_the_network(
+def test_a_configured_connection_answers_instead_of_the_network(
     gateway: Settings, invoke: Callable[..., dict[str, Any]], fake_ollama: FakeOllama
 ) -> None:
-    # GIVEN the runtime configured with a transport that answers every Ollama call itself
-    seen: list[str] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(request.url.path)
-        return httpx.Response(200, json=ANSWER)
-
-    runtime.configure(gateway, ollama_transport=httpx.MockTransport(answer))
+    # GIVEN the runtime configured to open Ollama connections that answer every call at once
+    connect, seen = answering(http_answer(json.dumps(ANSWER).encode()))
+    runtime.configure(gateway, ollama_connect=connect)
 
     # WHEN a chat completion is served
     result = invoke("chat", "chat")
 
-    # THEN the transport answered it, and nothing reached the Ollama server
+    # THEN that connection answered it, and nothing reached the Ollama server
     assert result["statusCode"] == 200
     assert json.loads(result["body"])["choices"][0]["message"]["content"] == "From the transport."
-    assert seen == ["/api/chat"]
+    assert [request.split(b" ", 2)[:2] for request in seen] == [[b"POST", b"/api/chat"]]
     assert fake_ollama.requests == []
 
 
-def test_configuring_again_without_a_transport_uses_the_network(
+def test_configuring_again_without_a_connection_uses_the_network(
     gateway: Settings, invoke: Callable[..., dict[str, Any]], fake_ollama: FakeOllama
 ) -> None:
-    runtime.configure(gateway, ollama_transport=httpx.MockTransport(lambda _: httpx.Response(500)))
+    connect, _ = answering(http_answer(b"{}", status="500 Internal Server Error"))
+    runtime.configure(gateway, ollama_connect=connect)
     runtime.configure(gateway)
 
     result = invoke("chat", "chat")

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import json
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,10 +23,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from simpleai.transport import Http11Transport
+from simpleai.transport import Http11Transport, Timeouts, UpstreamResponse
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-TIMEOUTS = {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}
+TIMEOUTS = Timeouts(connect=2.0, read=2.0, write=2.0)
 
 
 class Server:
@@ -72,29 +75,36 @@ async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         await writer.drain()
 
 
-async def start(
-    transport: Http11Transport, url: str, timeouts: dict[str, float] = TIMEOUTS
-) -> httpx.Response:
+async def start(transport: Http11Transport, timeouts: Timeouts = TIMEOUTS) -> UpstreamResponse:
     """A POST sent and its answer's head received; the body is left to the caller."""
-    request = httpx.Request("POST", url + "/api/chat", content=b"{}")
-    request.extensions["timeout"] = timeouts
-    return await transport.handle_async_request(request)
+    return await transport.request("POST", "/api/chat", b"{}", timeouts)
 
 
-async def send(transport: Http11Transport, url: str) -> httpx.Response:
-    response = await start(transport, url)
-    await response.aread()
-    return response
+@dataclass
+class Answer:
+    status: int
+    headers: dict[bytes, bytes]
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+async def send(transport: Http11Transport) -> Answer:
+    response = await start(transport)
+    content = await response.read()
+    headers = {name.lower(): value for name, value in response.headers}
+    return Answer(response.status, headers, content)
 
 
 def test_one_connection_serves_request_after_request() -> None:
     async def scenario() -> None:
         server = Server(keep_answering)
         url = await server.start()
-        transport = Http11Transport()
+        transport = Http11Transport(url)
         for _ in range(3):
-            response = await send(transport, url)
-            assert (response.status_code, response.json()) == (200, {"ok": True})
+            response = await send(transport)
+            assert (response.status, response.json()) == (200, {"ok": True})
         assert server.connections == 1
         await transport.aclose()
 
@@ -110,11 +120,11 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
     async def scenario() -> None:
         server = Server(answer_once)
         url = await server.start()
-        transport = Http11Transport()
-        await send(transport, url)
+        transport = Http11Transport(url)
+        await send(transport)
         await asyncio.sleep(0.05)
-        response = await send(transport, url)
-        assert response.status_code == 200
+        response = await send(transport)
+        assert response.status == 200
         assert server.connections == 2
 
     asyncio.run(scenario())
@@ -143,13 +153,13 @@ def test_a_close_that_arrived_while_the_loop_was_not_running_is_noticed() -> Non
     threading.Thread(target=serve, daemon=True).start()
     loop = asyncio.new_event_loop()
     try:
-        transport = Http11Transport()
-        loop.run_until_complete(send(transport, url))
+        transport = Http11Transport(url)
+        loop.run_until_complete(send(transport))
         close_now.set()
         assert hung_up.wait(5)
         time.sleep(0.05)  # the FIN is delivered; the loop is not running to see it
-        response = loop.run_until_complete(send(transport, url))
-        assert response.status_code == 200
+        response = loop.run_until_complete(send(transport))
+        assert response.status == 200
         assert len(accepted) == 2
     finally:
         loop.close()
@@ -165,9 +175,9 @@ def test_connection_close_in_an_answer_is_honoured() -> None:
     async def scenario() -> None:
         server = Server(answer_closing)
         url = await server.start()
-        transport = Http11Transport()
-        await send(transport, url)
-        await send(transport, url)
+        transport = Http11Transport(url)
+        await send(transport)
+        await send(transport)
         assert server.connections == 2
 
     asyncio.run(scenario())
@@ -188,14 +198,14 @@ def test_a_chunked_body_arrives_chunk_by_chunk_and_the_connection_is_kept() -> N
     async def scenario() -> None:
         server = Server(stream)
         url = await server.start()
-        transport = Http11Transport()
-        response = await start(transport, url)
-        chunks = response.aiter_raw()
+        transport = Http11Transport(url)
+        response = await start(transport)
+        chunks = aiter(response.body)
         assert await anext(chunks) == b'{"a":1}\n'  # before the server sends the rest
         release.set()
         assert [chunk async for chunk in chunks] == [b'{"b":2}\n']
         await response.aclose()
-        await send(transport, url)  # the same connection: the body was read to its end
+        await send(transport)  # the same connection: the body was read to its end
         assert server.connections == 1
 
     asyncio.run(scenario())
@@ -205,10 +215,10 @@ def test_a_body_left_unread_closes_its_connection() -> None:
     async def scenario() -> None:
         server = Server(keep_answering)
         url = await server.start()
-        transport = Http11Transport()
-        response = await start(transport, url)
+        transport = Http11Transport(url)
+        response = await start(transport)
         await response.aclose()
-        await send(transport, url)
+        await send(transport)
         assert server.connections == 2
 
     asyncio.run(scenario())
@@ -223,22 +233,21 @@ def test_failures_are_httpx_exceptions() -> None:
         await asyncio.sleep(5)
 
     async def scenario() -> None:
-        transport = Http11Transport()
         refusing = Server(keep_answering)
         url = await refusing.start()
         assert refusing.server is not None
         refusing.server.close()
         await refusing.server.wait_closed()
         with pytest.raises(httpx.ConnectError):
-            await send(transport, url)
+            await send(Http11Transport(url))
 
         url = await Server(hang_up).start()
         with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
-            await send(transport, url)
+            await send(Http11Transport(url))
 
         url = await Server(stall).start()
         with pytest.raises(httpx.ReadTimeout):
-            await start(transport, url, {**TIMEOUTS, "read": 0.1})
+            await start(Http11Transport(url), Timeouts(connect=2.0, read=0.1, write=2.0))
 
     asyncio.run(scenario())
 
@@ -247,11 +256,9 @@ def test_a_request_http_cannot_carry_is_an_httpx_error_and_sends_nothing() -> No
     async def scenario() -> None:
         server = Server(keep_answering)
         url = await server.start()
-        request = httpx.Request(
-            "GET", url + "/api/tags", headers={"Authorization": "Bearer x\r\nX-Injected: 1"}
-        )
+        transport = Http11Transport(url, headers={"Authorization": "Bearer x\r\nX-Injected: 1"})
         with pytest.raises(httpx.LocalProtocolError) as refused:
-            await Http11Transport().handle_async_request(request)
+            await transport.request("GET", "/api/tags", None, TIMEOUTS)
         assert "authorization" in str(refused.value).lower()
         assert "Bearer" not in str(refused.value)  # a credential is named, never shown
         assert server.connections == 0
@@ -260,8 +267,8 @@ def test_a_request_http_cannot_carry_is_an_httpx_error_and_sends_nothing() -> No
 
 
 def test_the_request_goes_out_framed_by_its_body() -> None:
-    """One head and body; the transport writes Content-Length from the body it sends,
-    whatever framing headers the request carried."""
+    """One head and body, after the origin's headers; the transport writes Content-Length
+    from the body it sends, whatever framing headers it was given, and asks for no encoding."""
     received: list[bytes] = []
 
     async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -273,25 +280,31 @@ def test_the_request_goes_out_framed_by_its_body() -> None:
     async def scenario() -> None:
         server = Server(record)
         url = await server.start()
-        request = httpx.Request(
-            "POST",
-            url + "/api/chat?x=1",
-            content=b'{"model":"m"}',
-            headers={"X-Extra": "yes", "Content-Length": "999", "Transfer-Encoding": "chunked"},
+        transport = Http11Transport(
+            url + "/ollama/",
+            headers={
+                "X-Extra": "yes",
+                "Content-Length": "999",
+                "Transfer-Encoding": "chunked",
+                "Accept-Encoding": "gzip",
+            },
         )
-        request.extensions["timeout"] = TIMEOUTS
-        await (await Http11Transport().handle_async_request(request)).aread()
+        await (await transport.request("POST", "/api/chat?x=1", b'{"model":"m"}', TIMEOUTS)).read()
 
     asyncio.run(scenario())
     head, _, body = received[0].partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
-    assert lines[0] == b"POST /api/chat?x=1 HTTP/1.1"
+    assert lines[0] == b"POST /ollama/api/chat?x=1 HTTP/1.1"
     headers = [line.lower() for line in lines[1:]]
     assert b"x-extra: yes" in headers
     assert b"host: 127.0.0.1:" in b"\n".join(headers)
     assert [h for h in headers if h.startswith((b"content-length", b"transfer-encoding"))] == [
         b"content-length: 13"
     ]
+    assert [h for h in headers if h.startswith(b"accept-encoding")] == [
+        b"accept-encoding: identity"
+    ]
+    assert b"content-type: application/json" in headers
     assert body == b'{"model":"m"}'
 
 
@@ -308,12 +321,12 @@ def test_an_answer_after_informational_ones_with_a_body_up_to_the_close() -> Non
     async def scenario() -> None:
         server = Server(old_style)
         url = await server.start()
-        transport = Http11Transport()
-        response = await send(transport, url)
-        assert (response.status_code, response.json()) == (200, {"ok": True})
-        assert response.headers["content-type"] == "application/json"
-        assert "link" not in response.headers  # an informational answer's headers are its own
-        await send(transport, url)  # a connection ended by its answer is not reused
+        transport = Http11Transport(url)
+        response = await send(transport)
+        assert (response.status, response.json()) == (200, {"ok": True})
+        assert response.headers[b"content-type"] == b"application/json"
+        assert b"link" not in response.headers  # an informational answer's headers are its own
+        await send(transport)  # a connection ended by its answer is not reused
         assert server.connections == 2
 
     asyncio.run(scenario())
@@ -325,6 +338,7 @@ def test_an_answer_after_informational_ones_with_a_body_up_to_the_close() -> Non
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "before the body ended"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "before the body"),
         (b"SSH-2.0-OpenSSH_9.6\r\n", "not HTTP/1.1"),
+        (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}", "encoded"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "not HTTP/1.1"),
     ],
 )
@@ -337,7 +351,7 @@ def test_an_answer_cut_short_or_not_http_is_a_protocol_error(wire: bytes, compla
     async def scenario() -> None:
         url = await Server(broken).start()
         with pytest.raises(httpx.RemoteProtocolError, match=complaint):
-            await send(Http11Transport(), url)
+            await send(Http11Transport(url))
 
     asyncio.run(scenario())
 
@@ -351,9 +365,9 @@ def test_bytes_after_a_whole_answer_keep_its_connection_from_reuse() -> None:
     async def scenario() -> None:
         server = Server(chatty)
         url = await server.start()
-        transport = Http11Transport()
-        assert (await send(transport, url)).content == b"{}"
-        assert (await send(transport, url)).content == b"{}"
+        transport = Http11Transport(url)
+        assert (await send(transport)).content == b"{}"
+        assert (await send(transport)).content == b"{}"
         assert server.connections == 2
 
     asyncio.run(scenario())
@@ -365,10 +379,10 @@ def test_https_is_spoken_and_the_certificate_checked(tmp_path: Path) -> None:
     async def scenario() -> None:
         server = Server(keep_answering)
         url = await server.start(server_context)
-        response = await send(Http11Transport(ssl_context=trusting), url)
+        response = await send(Http11Transport(url, ssl_context=trusting))
         assert response.json() == {"ok": True}
         with pytest.raises(httpx.ConnectError):  # the system's CAs do not know this one
-            await send(Http11Transport(ssl_context=ssl.create_default_context()), url)
+            await send(Http11Transport(url, ssl_context=ssl.create_default_context()))
 
     asyncio.run(scenario())
 

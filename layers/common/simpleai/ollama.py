@@ -1,18 +1,15 @@
-"""A client of Ollama's native API. It sends through an httpx transport it is given, so a warm
-function reuses one connection pool and tests can hand it any transport.
+"""A client of Ollama's native API, over the transport it is given (simpleai/transport.py, with
+retries and the circuit breaker around it), so a warm function reuses one connection pool.
 
-Requests go to the transport directly rather than through `httpx.AsyncClient`: the client's
-per-request merging of URLs, headers, cookies, auth and redirects cost about 0.3 ms a call and
-none of it applies to one fixed upstream. Headers, URLs and timeouts are built once here.
-
-Transport failures and Ollama's `{"error": "..."}` answers become `GatewayError`s here, the one
-place that knows what they mean.
+Bodies go out as compact JSON and come back as bytes parsed here: no request or response
+objects are built around them. Transport failures and Ollama's `{"error": "..."}` answers become
+`GatewayError`s here, the one place that knows what they mean.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -24,27 +21,20 @@ from simpleai.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from simpleai.transport import Timeouts, Transport, UpstreamResponse
 
 
 class OllamaClient:
-    def __init__(
-        self,
-        transport: httpx.AsyncBaseTransport,
-        base_url: str,
-        *,
-        headers: Mapping[str, str],
-        timeout: httpx.Timeout,
-    ) -> None:
+    def __init__(self, transport: Transport, base_url: str, *, timeouts: Timeouts) -> None:
         self._transport = transport
         self.base_url = base_url.rstrip("/")
-        self._headers = httpx.Headers(headers)
-        self._timeout = timeout.as_dict()
-        self._urls: dict[str, httpx.URL] = {}
+        self._timeouts = timeouts
 
     async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
         """POST /api/chat with `stream: false`; the answer object."""
-        response = await self._send("POST", "/api/chat", _json({**request, "stream": False}))
-        return _json_object(response)
+        body = _json({**request, "stream": False})
+        response = await self._send("POST", "/api/chat", body)
+        return _json_object(await self._read(response))
 
     async def chat_stream(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """POST /api/chat with `stream: true`; yields each NDJSON object as it arrives.
@@ -52,15 +42,15 @@ class OllamaClient:
         Errors before the first line raise as usual; an `{"error": ...}` line mid-stream raises
         `UpstreamError`.
         """
-        http_request = self._request("POST", "/api/chat", _json({**request, "stream": True}))
-        response = await self._send_request(http_request, stream=True)
+        response = await self._send("POST", "/api/chat", _json({**request, "stream": True}))
         try:
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                item = _parse_line(line)
-                if "error" in item:
-                    raise UpstreamError(f"Ollama failed mid-stream: {item['error']}")
+            pending = b""
+            async for chunk in response.body:
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if item := _parse_line(line):
+                        yield item
+            if item := _parse_line(pending):
                 yield item
         except httpx.TimeoutException as exc:
             raise UpstreamTimeoutError("Ollama stopped answering mid-stream.") from exc
@@ -70,35 +60,18 @@ class OllamaClient:
             await response.aclose()
 
     async def tags(self) -> dict[str, Any]:
-        return _json_object(await self._send("GET", "/api/tags"))
+        return _json_object(await self._read(await self._send("GET", "/api/tags")))
 
     async def version(self) -> dict[str, Any]:
-        return _json_object(await self._send("GET", "/api/version"))
+        return _json_object(await self._read(await self._send("GET", "/api/version")))
 
-    async def _send(self, method: str, path: str, content: bytes | None = None) -> httpx.Response:
-        return await self._send_request(self._request(method, path, content), stream=False)
-
-    def _request(self, method: str, path: str, content: bytes | None) -> httpx.Request:
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = httpx.URL(self.base_url + path)
-        return httpx.Request(
-            method,
-            url,
-            headers=self._headers,
-            content=content,
-            extensions={"timeout": self._timeout},
-        )
-
-    async def _send_request(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+    async def _send(self, method: str, path: str, body: bytes | None = None) -> UpstreamResponse:
+        """The answer's head, once Ollama has sent it; a `GatewayError` for a failure or an
+        error status (whose body is read here)."""
         try:
-            response = await self._transport.handle_async_request(request)
-            response.request = request
-            if not stream:
-                try:
-                    await response.aread()
-                finally:
-                    await response.aclose()  # hands the connection back to the pool
+            response = await self._transport.request(method, path, body, self._timeouts)
+            if response.status >= 400:
+                raise _status_error(response.status, await response.read(), response.reason, body)
         except httpx.TimeoutException as exc:
             raise UpstreamTimeoutError(
                 f"Ollama at {self.base_url} did not answer in time."
@@ -111,55 +84,65 @@ class OllamaClient:
             raise UpstreamError(
                 f"The connection to Ollama at {self.base_url} failed: {type(exc).__name__}."
             ) from exc
-        if response.status_code >= 400:
-            if stream:
-                await response.aread()
-                await response.aclose()
-            raise _status_error(response, request)
         return response
+
+    async def _read(self, response: UpstreamResponse) -> bytes:
+        try:
+            return await response.read()
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeoutError(
+                f"Ollama at {self.base_url} did not answer in time."
+            ) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(
+                f"The connection to Ollama at {self.base_url} failed: {type(exc).__name__}."
+            ) from exc
 
 
 def _json(body: dict[str, Any]) -> bytes:
-    """The request body as httpx's `json=` would send it (compact, UTF-8, no NaN)."""
+    """The request body as compact UTF-8 JSON (no NaN: Ollama could not read it)."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-def _status_error(response: httpx.Response, request: httpx.Request) -> GatewayError:
+def _status_error(
+    status: int, content: bytes, reason: str, request_body: bytes | None
+) -> GatewayError:
     """Ollama's status -> ours: its 404 on a request naming a model is that model missing, its
     400 is the caller's request; anything else (5xx, or a 4xx about our own request) is 502."""
-    message = _upstream_message(response)
-    model = _requested_model(request)
-    if response.status_code == 404 and model:
+    message = _upstream_message(content, reason)
+    model = _requested_model(request_body)
+    if status == 404 and model:
         return NotFoundError(
             f"The model '{model}' does not exist.", param="model", code="model_not_found"
         )
-    if response.status_code == 400:
+    if status == 400:
         return InvalidRequestError(f"Ollama rejected the request: {message}")
-    return UpstreamError(f"Ollama answered {response.status_code}: {message}")
+    return UpstreamError(f"Ollama answered {status}: {message}")
 
 
-def _upstream_message(response: httpx.Response) -> str:
+def _upstream_message(content: bytes, reason: str) -> str:
+    text = content.decode("utf-8", "replace")
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        return response.text[:200] or response.reason_phrase
+        return text[:200] or reason
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return str(body["error"])
-    return response.text[:200]
+    return text[:200]
 
 
-def _requested_model(request: httpx.Request) -> str | None:
+def _requested_model(request_body: bytes | None) -> str | None:
     try:
-        body = json.loads(request.content or b"{}")
+        body = json.loads(request_body or b"{}")
     except ValueError:
         return None
     model = body.get("model") if isinstance(body, dict) else None
     return model if isinstance(model, str) else None
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
+def _json_object(content: bytes) -> dict[str, Any]:
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError as exc:
         raise UpstreamError("Ollama returned a body that is not JSON.") from exc
     if not isinstance(body, dict):
@@ -169,11 +152,16 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def _parse_line(line: str) -> dict[str, Any]:
+def _parse_line(line: bytes) -> dict[str, Any] | None:
+    """One NDJSON line's object; None for a blank line. An `{"error": ...}` line raises."""
+    if not line.strip():
+        return None
     try:
         item = json.loads(line)
     except ValueError as exc:
         raise UpstreamError("Ollama streamed a line that is not JSON.") from exc
     if not isinstance(item, dict):
         raise UpstreamError("Ollama streamed JSON that is not an object.")
+    if "error" in item:
+        raise UpstreamError(f"Ollama failed mid-stream: {item['error']}")
     return item

@@ -21,6 +21,7 @@ from typing import Literal
 import httpx
 
 from simpleai.errors import UpstreamUnavailableError
+from simpleai.transport import Timeouts, Transport, UpstreamResponse
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -118,7 +119,7 @@ request_deadline: ContextVar[float | None] = ContextVar("request_deadline", defa
 """`time.monotonic()` by which the current request must be answered (from the Lambda context)."""
 
 
-class ResilientTransport(httpx.AsyncBaseTransport):
+class ResilientTransport:
     """Wraps the transport to Ollama: retries what is safe, honours the deadline, trips a breaker.
 
     Retried: a connection that could not be made (nothing was sent) and Ollama's 503 (busy).
@@ -128,7 +129,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     def __init__(
         self,
-        inner: httpx.AsyncBaseTransport,
+        inner: Transport,
         *,
         policy: RetryPolicy,
         breaker: CircuitBreaker,
@@ -143,7 +144,9 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         self._sleep = sleep
         self._clock = clock
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def request(
+        self, method: str, path: str, body: bytes | None, timeouts: Timeouts
+    ) -> UpstreamResponse:
         retry = 0
         while True:
             if not self._breaker.allow():
@@ -153,16 +156,15 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                     code="circuit_open",
                     headers={"Retry-After": str(wait)},
                 )
-            self._cut_timeouts(request)
             try:
-                response = await self._inner.handle_async_request(request)
+                response = await self._inner.request(method, path, body, self._cut(timeouts))
             except (httpx.ConnectError, httpx.ConnectTimeout):
                 self._breaker.record_failure()
                 if not await self._backoff(retry := retry + 1):
                     raise
                 continue
             self._breaker.record_success()
-            if response.status_code != 503:
+            if response.status != 503:
                 return response
             if not await self._backoff(retry := retry + 1):
                 return response
@@ -178,18 +180,12 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         await self._sleep(wait)
         return True
 
-    def _cut_timeouts(self, request: httpx.Request) -> None:
+    def _cut(self, timeouts: Timeouts) -> Timeouts:
+        """`timeouts`, none longer than the time the request has left."""
         deadline = request_deadline.get()
         if deadline is None:
-            return
-        remaining = max(0.001, deadline - self._clock())
-        timeouts = dict(request.extensions.get("timeout") or {})
-        request.extensions["timeout"] = {
-            key: remaining if value is None else min(value, remaining)
-            for key, value in (
-                timeouts or dict.fromkeys(("connect", "read", "write", "pool"))
-            ).items()
-        }
+            return timeouts
+        return timeouts.at_most(max(0.001, deadline - self._clock()))
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -22,7 +22,7 @@ from simpleai.observability import logger
 from simpleai.ollama import OllamaClient
 from simpleai.resilience import CircuitBreaker, ResilientTransport, RetryPolicy
 from simpleai.settings import Settings
-from simpleai.transport import Http11Transport
+from simpleai.transport import Connect, Http11Transport, Timeouts
 
 USER_AGENT = f"simpleai-gateway/{__version__}"
 
@@ -44,24 +44,21 @@ _jwks: JwksCache | None = None
 _breaker: CircuitBreaker | None = None
 _generation = 0
 _local = threading.local()
-_ollama_transport: httpx.AsyncBaseTransport | None = None
+_ollama_connect: Connect | None = None
 
 
-def configure(
-    settings: Settings | None, *, ollama_transport: httpx.AsyncBaseTransport | None = None
-) -> None:
+def configure(settings: Settings | None, *, ollama_connect: Connect | None = None) -> None:
     """Use `settings` from now on (None: read the environment on next use); drops built objects.
 
-    `ollama_transport` replaces the network under the Ollama client (e.g. an
-    `httpx.MockTransport`, so the benchmarks can time the gateway without a socket); retries
-    and the circuit breaker still wrap it.
+    `ollama_connect` replaces how the Ollama transport opens a connection (the benchmarks
+    answer in-process with it); everything above the socket is as in production.
     """
-    global _settings, _jwks, _breaker, _generation, _ollama_transport
+    global _settings, _jwks, _breaker, _generation, _ollama_connect
     with _lock:
         _settings = settings
         _jwks = None
         _breaker = None
-        _ollama_transport = ollama_transport
+        _ollama_connect = ollama_connect
         _generation += 1
     if settings is not None:
         logger.setLevel(settings.log_level)
@@ -100,11 +97,13 @@ def _build(config: Settings) -> Components:
     )
     verify = tls_verification(config.ollama_base_url)
     transport = ResilientTransport(
-        _ollama_transport
-        or Http11Transport(
+        Http11Transport(
+            config.ollama_base_url,
+            headers={"User-Agent": USER_AGENT, **config.ollama_headers},
             ssl_context=verify if isinstance(verify, ssl.SSLContext) else None,
             max_idle=8,
             keepalive_expiry=60,
+            connect=_ollama_connect,
         ),
         policy=RetryPolicy(max_retries=config.ollama_max_retries),
         breaker=_shared_breaker(config),
@@ -113,9 +112,10 @@ def _build(config: Settings) -> Components:
     ollama = OllamaClient(
         transport,
         config.ollama_base_url,
-        headers={"User-Agent": USER_AGENT, **config.ollama_headers},
-        timeout=httpx.Timeout(
-            config.ollama_timeout_seconds, connect=config.ollama_connect_timeout_seconds
+        timeouts=Timeouts(
+            connect=config.ollama_connect_timeout_seconds,
+            read=config.ollama_timeout_seconds,
+            write=config.ollama_timeout_seconds,
         ),
     )
     audit = open_store(config)

@@ -1,24 +1,24 @@
-"""The httpx transport under the Ollama client: HTTP/1.1 to one origin over asyncio streams.
+"""The transport under the Ollama client: HTTP/1.1 to one origin over asyncio streams.
 
 httpx's default transport (httpcore over anyio) spent about 1.2 ms of CPU on each call to Ollama
 on loopback, several times what the exchange itself needs: a connection pool built for many
-origins and HTTP/2, anyio cancel scopes around every read and write, and two socket writes per
-request. The gateway talks to one origin, one request per connection at a time. This transport
-keeps what that needs and nothing else:
+origins and HTTP/2, anyio cancel scopes around every read and write, two socket writes per
+request, and httpx's request and response models around it all. The gateway talks to one
+origin, one request per connection at a time. This transport keeps what that needs:
 
-- the request head is written here (header names and values checked, `Content-Length` set from
-  the body) and leaves in one write with the body;
-- responses are parsed by httptools (llhttp, the parser of Node.js, as uvicorn uses it): sized,
+- the request head is written here: the origin's headers (`Host`, the client's own, each name
+  and value checked) are framed once, so a request adds only its line, `Content-Length` and
+  body, and leaves in one write;
+- answers are parsed by httptools (llhttp, the parser of Node.js, as uvicorn uses it): sized,
   chunked and close-delimited bodies, informational answers skipped, keep-alive as the answer
-  allows. h11, which did this before, cost about 0.1 ms a call in pure Python;
+  allows. No content coding is asked for, and an encoded answer is refused;
 - idle connections are kept for reuse (at most `max_idle`, each for `keepalive_expiry` seconds)
   and dropped when the server has closed them;
-- the per-request timeouts httpx puts in `request.extensions["timeout"]` (connect, read, write)
-  are honoured with `asyncio.timeout`, and failures raise httpx's own exceptions
-  (`ConnectError`, `ReadTimeout`, `RemoteProtocolError`, ...), so retries and error mapping above
-  it work as with httpx's transport.
+- connect, read and write timeouts are honoured with `asyncio.timeout`, and failures raise
+  httpx's exceptions (`ConnectError`, `ReadTimeout`, `RemoteProtocolError`, ...), the one
+  vocabulary retries and error mapping above it speak (httpx still fetches the JWKS).
 
-A transport belongs to the event loop its connections were made on, like httpx's.
+A transport belongs to the event loop its connections were made on.
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ import re
 import select
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
 
 import httptools
 import httpx
@@ -41,43 +44,121 @@ READ_SIZE = 64 * 1024
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
-# Framing headers are this transport's to write, from the body it sends.
 _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+# Headers only this transport writes: framing follows the body it sends, and it decodes no
+# content coding.
+_OWN = _FRAMING | {b"accept-encoding"}
 _BODILESS = frozenset({204, 304})
 
+Connect = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+"""Opens a new connection to the origin; the default dials its host and port (with TLS for
+https). The benchmarks pass one that answers in-process."""
 
-class Http11Transport(httpx.AsyncBaseTransport):
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds each step of a request may take; None: no limit."""
+
+    connect: float | None = None
+    read: float | None = None
+    write: float | None = None
+
+    def at_most(self, seconds: float) -> Timeouts:
+        """Each limit cut to `seconds` (a request's remaining time)."""
+
+        def cut(limit: float | None) -> float:
+            return seconds if limit is None else min(limit, seconds)
+
+        return Timeouts(cut(self.connect), cut(self.read), cut(self.write))
+
+
+class Body(Protocol):
+    """A response body: its chunks as they arrive, and a way to give it up."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: Body
+    reason: str = ""
+
+    async def read(self) -> bytes:
+        """The whole body; the connection is then free for the next request."""
+        try:
+            return b"".join([chunk async for chunk in self.body])
+        finally:
+            await self.body.aclose()
+
+    async def aclose(self) -> None:
+        await self.body.aclose()
+
+
+class Transport(Protocol):
+    """What the Ollama client sends through: this module's transport, or one wrapping it."""
+
+    async def request(
+        self, method: str, path: str, body: bytes | None, timeouts: Timeouts
+    ) -> UpstreamResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Http11Transport:
     def __init__(
         self,
+        base_url: str,
         *,
+        headers: Mapping[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_idle: int = 8,
         keepalive_expiry: float = 60.0,
+        connect: Connect | None = None,
     ) -> None:
+        url = urlsplit(base_url)
+        self._secure = url.scheme == "https"
+        self._host = url.hostname or ""
+        self._port = url.port or (443 if self._secure else 80)
+        self._base_path = url.path.rstrip("/").encode("ascii")
         self._ssl_context = ssl_context
         self._max_idle = max_idle
         self._keepalive_expiry = keepalive_expiry
+        self._connect = connect or self._dial
         self._idle: list[_Connection] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
-        message = _message(request, await request.aread())
-        connection = await self._connection(request.url, timeouts.get("connect"))
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        if url.port is not None:
+            host += f":{url.port}"
+        self._refusal: str | None = None
+        self._origin_headers = b""
         try:
-            async with _limit(timeouts.get("write"), httpx.WriteTimeout, httpx.WriteError):
+            self._origin_headers = b"Accept-Encoding: identity\r\n" + _header_lines(
+                {"Host": host, **(headers or {})}
+            )
+        except httpx.LocalProtocolError as exc:
+            self._refusal = str(exc)  # raised by every request, like any transport failure
+
+    async def request(
+        self, method: str, path: str, body: bytes | None, timeouts: Timeouts
+    ) -> UpstreamResponse:
+        message = self._message(method, path, body)
+        connection = await self._connection(timeouts.connect)
+        try:
+            async with _limit(timeouts.write, httpx.WriteTimeout, httpx.WriteError):
                 connection.writer.write(message)
                 await connection.writer.drain()
-            response = await connection.response_head(
-                timeouts.get("read"), head_only=request.method == "HEAD"
-            )
+            head = await connection.response_head(timeouts.read, head_only=method == "HEAD")
         except BaseException:
             connection.close()
             raise
-        return httpx.Response(
-            response.status,
-            headers=response.headers,
-            stream=_Body(self, connection, timeouts.get("read")),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
+        return UpstreamResponse(
+            head.status,
+            head.headers,
+            _Body(self, connection, timeouts.read),
+            head.reason.decode("latin-1"),
         )
 
     async def aclose(self) -> None:
@@ -85,28 +166,53 @@ class Http11Transport(httpx.AsyncBaseTransport):
         for connection in idle:
             connection.close()
 
-    async def _connection(self, url: httpx.URL, connect_timeout: float | None) -> _Connection:
+    def _message(self, method: str, path: str, body: bytes | None) -> bytes:
+        """The request's head and body as they go on the wire; `LocalProtocolError` (and
+        nothing sent) for a method, target or header HTTP cannot carry."""
+        if self._refusal is not None:
+            raise httpx.LocalProtocolError(self._refusal)
+        verb = method.encode("ascii")
+        target = self._base_path + path.encode("ascii")
+        if not _TOKEN.fullmatch(verb) or not _TARGET.fullmatch(target):
+            raise httpx.LocalProtocolError(f"{method} {target!r} is not a valid request line.")
+        framing = b""
+        if body is not None:
+            framing = b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        return b"".join(
+            (
+                verb,
+                b" ",
+                target,
+                b" HTTP/1.1\r\n",
+                self._origin_headers,
+                framing,
+                b"\r\n",
+                body or b"",
+            )
+        )
+
+    async def _connection(self, connect_timeout: float | None) -> _Connection:
         now = time.monotonic()
         while self._idle:
             connection = self._idle.pop()
             if connection.reusable(now):
                 return connection
             connection.close()
-        secure = url.scheme == "https"
-        if secure and self._ssl_context is None:
+        async with _limit(connect_timeout, httpx.ConnectTimeout, httpx.ConnectError):
+            reader, writer = await self._connect()
+        return _Connection(reader, writer)
+
+    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._secure and self._ssl_context is None:
             # Built once, on the first https connection: loading the CA bundle takes 40-120 ms.
             self._ssl_context = ssl.create_default_context()
-        host = url.host
-        port = url.port or (443 if secure else 80)
-        async with _limit(connect_timeout, httpx.ConnectTimeout, httpx.ConnectError):
-            reader, writer = await asyncio.open_connection(
-                host,
-                port,
-                ssl=self._ssl_context if secure else None,
-                server_hostname=host if secure else None,
-                limit=READ_SIZE,
-            )
-        return _Connection(reader, writer)
+        return await asyncio.open_connection(
+            self._host,
+            self._port,
+            ssl=self._ssl_context if self._secure else None,
+            server_hostname=self._host if self._secure else None,
+            limit=READ_SIZE,
+        )
 
     def _release(self, connection: _Connection) -> None:
         """Back to the pool after a whole response the server will take another request after."""
@@ -118,26 +224,20 @@ class Http11Transport(httpx.AsyncBaseTransport):
         connection.close()
 
 
-def _message(request: httpx.Request, body: bytes) -> bytes:
-    """The request's head and body as they go on the wire; `LocalProtocolError` (and nothing
-    sent) for a method, target or header HTTP cannot carry. The error names the header but not
-    its value, which may be a credential."""
-    method = request.method.encode("ascii")
-    target = request.url.raw_path
-    if not _TOKEN.fullmatch(method) or not _TARGET.fullmatch(target):
-        raise httpx.LocalProtocolError(f"{request.method} {target!r} is not a valid request line.")
-    lines = [method, b" ", target, b" HTTP/1.1\r\n"]
-    for name, value in request.headers.raw:
-        if not _TOKEN.fullmatch(name):
+def _header_lines(headers: Mapping[str, str]) -> bytes:
+    """`Name: value` lines, each checked, a later name replacing an earlier one whatever its
+    case. The error names a header but never shows its value, which may be a credential."""
+    lines: dict[bytes, bytes] = {}
+    for name, value in headers.items():
+        raw_name = name.encode("latin-1", "replace")
+        raw_value = value.encode("utf-8")
+        if not _TOKEN.fullmatch(raw_name):
             raise httpx.LocalProtocolError(f"{name!r} is not a valid header name.")
-        if not _FIELD_VALUE.fullmatch(value):
+        if not _FIELD_VALUE.fullmatch(raw_value):
             raise httpx.LocalProtocolError(f"The value of header {name!r} cannot be sent.")
-        if name.lower() not in _FRAMING:
-            lines += (name, b": ", value, b"\r\n")
-    if body or request.method in ("POST", "PUT", "PATCH"):
-        lines.append(b"Content-Length: %d\r\n" % len(body))
-    lines += (b"\r\n", body)
-    return b"".join(lines)
+        if raw_name.lower() not in _OWN:
+            lines[raw_name.lower()] = raw_name + b": " + raw_value + b"\r\n"
+    return b"".join(lines.values())
 
 
 class _Response:
@@ -230,6 +330,11 @@ class _Connection:
         response = self.response = _Response(head_only)
         while not response.head_done:
             await self.receive(response, read_timeout)
+        for name, value in response.headers:
+            if name.lower() == b"content-encoding" and value.strip().lower() != b"identity":
+                raise httpx.RemoteProtocolError(
+                    "Ollama's answer is content-encoded; none was asked for."
+                )
         return response
 
     async def receive(self, response: _Response, read_timeout: float | None) -> None:
@@ -245,7 +350,7 @@ class _Connection:
         self.writer.close()
 
 
-class _Body(httpx.AsyncByteStream):
+class _Body:
     """The response body as it arrives; the connection goes back to the pool at its end."""
 
     def __init__(
