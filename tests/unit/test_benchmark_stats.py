@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from benchmarks.machine import steal_share
@@ -40,32 +43,47 @@ def test_summary_of_a_skewed_sample() -> None:
     assert summary.mean == pytest.approx(2.48)
 
 
-def test_paired_samples_alternate_which_path_goes_first_and_count_failures() -> None:
-    from benchmarks.stats import paired_samples
+def test_interleaved_samples_shuffle_the_order_and_drop_a_failed_round() -> None:
+    import random
+
+    from benchmarks.stats import interleaved_samples
+
+    class Recording(random.Random):
+        orders: list[list[str]] = []
+
+        def shuffle(self, x: Any) -> None:
+            super().shuffle(x)
+            self.orders.append(list(x))
 
     calls: list[str] = []
-    failing = iter([False, False, True, False, False, False, False, False])
+    failing = iter([False] * 5 + [True] + [False] * 60)
 
-    def gateway() -> float:
-        calls.append("gateway")
-        if next(failing):
-            raise RuntimeError("refused")
-        return 5.0
+    def timed(name: str, elapsed: float) -> Callable[[], float]:
+        def run() -> float:
+            calls.append(name)
+            if name == "b" and next(failing):
+                raise RuntimeError("refused")
+            return elapsed
 
-    def direct() -> float:
-        calls.append("direct")
-        return 2.0
+        return run
 
-    paired = paired_samples(
-        gateway, direct, count=4, warmup=1, budget_seconds=60, failures=(RuntimeError,)
+    order = Recording(7)
+    samples, errors = interleaved_samples(
+        {"a": timed("a", 5.0), "b": timed("b", 3.0), "c": timed("c", 1.0)},
+        count=20,
+        warmup=1,
+        budget_seconds=60,
+        failures=(RuntimeError,),
+        rand=order,
     )
 
-    assert calls[:2] == ["gateway", "direct"]  # warm-up
-    assert calls[2:4] == ["direct", "gateway"]  # even rounds start straight
-    assert calls[4] == "gateway"  # odd rounds start through the gateway
-    assert paired.errors == 1
-    assert paired.added().median == 3.0
-    assert len(paired.gateway_ms) == len(paired.direct_ms) == 3
+    assert calls[:3] == ["a", "b", "c"]  # the warm-up round, in the given order
+    assert len(order.orders) == 20
+    assert all(sorted(names) == ["a", "b", "c"] for names in order.orders)
+    assert len({names[0] for names in order.orders}) == 3  # every path has gone first
+    assert errors == 1
+    assert {name: len(times) for name, times in samples.items()} == {"a": 19, "b": 19, "c": 19}
+    assert set(samples["a"]) == {5.0} and set(samples["c"]) == {1.0}
 
 
 def test_steal_is_the_hypervisors_share_of_all_cpu_time() -> None:
