@@ -29,7 +29,6 @@ import select
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -147,9 +146,7 @@ class Http11Transport:
         message = self._message(method, path, body)
         connection = await self._connection(timeouts.connect)
         try:
-            async with _limit(timeouts.write, httpx.WriteTimeout, httpx.WriteError):
-                connection.writer.write(message)
-                await connection.writer.drain()
+            await connection.send(message, timeouts.write)
             head = await connection.response_head(timeouts.read, head_only=method == "HEAD")
         except BaseException:
             connection.close()
@@ -198,8 +195,13 @@ class Http11Transport:
             if connection.reusable(now):
                 return connection
             connection.close()
-        async with _limit(connect_timeout, httpx.ConnectTimeout, httpx.ConnectError):
-            reader, writer = await self._connect()
+        try:
+            async with asyncio.timeout(connect_timeout):
+                reader, writer = await self._connect()
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout("Timed out connecting to Ollama.") from exc
+        except OSError as exc:
+            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from exc
         return _Connection(reader, writer)
 
     async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -337,10 +339,28 @@ class _Connection:
                 )
         return response
 
+    async def send(self, message: bytes, write_timeout: float | None) -> None:
+        """Into the socket; the write timeout only matters once the kernel's buffer is full,
+        so it is armed only then."""
+        try:
+            self.writer.write(message)
+            if self.writer.transport.get_write_buffer_size():
+                async with asyncio.timeout(write_timeout):
+                    await self.writer.drain()
+        except TimeoutError as exc:
+            raise httpx.WriteTimeout("Timed out writing to Ollama.") from exc
+        except OSError as exc:
+            raise httpx.WriteError(f"{type(exc).__name__}: {exc}") from exc
+
     async def receive(self, response: _Response, read_timeout: float | None) -> None:
         """One read from the socket, handed to the parser."""
-        async with _limit(read_timeout, httpx.ReadTimeout, httpx.ReadError):
-            data = await self.reader.read(READ_SIZE)
+        try:
+            async with asyncio.timeout(read_timeout):
+                data = await self.reader.read(READ_SIZE)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout("Timed out reading from Ollama.") from exc
+        except OSError as exc:
+            raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from exc
         if data:
             response.feed(data)
         else:
@@ -381,19 +401,3 @@ class _Body:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-
-@asynccontextmanager
-async def _limit(
-    seconds: float | None,
-    on_timeout: type[httpx.TimeoutException],
-    on_error: type[httpx.TransportError],
-) -> AsyncIterator[None]:
-    """`seconds` at most (None: no limit), with timeouts and socket errors as httpx's."""
-    try:
-        async with asyncio.timeout(seconds):
-            yield
-    except TimeoutError as exc:
-        raise on_timeout("Timed out talking to Ollama.") from exc
-    except (OSError, EOFError) as exc:
-        raise on_error(f"{type(exc).__name__}: {exc}") from exc
