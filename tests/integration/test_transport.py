@@ -281,7 +281,7 @@ def test_the_request_goes_out_framed_by_its_body() -> None:
         server = Server(record)
         url = await server.start()
         transport = Http11Transport(
-            url + "/ollama/",
+            url + "/my ollama/",
             headers={
                 "X-Extra": "yes",
                 "Content-Length": "999",
@@ -294,7 +294,7 @@ def test_the_request_goes_out_framed_by_its_body() -> None:
     asyncio.run(scenario())
     head, _, body = received[0].partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
-    assert lines[0] == b"POST /ollama/api/chat?x=1 HTTP/1.1"
+    assert lines[0] == b"POST /my%20ollama/api/chat?x=1 HTTP/1.1"
     headers = [line.lower() for line in lines[1:]]
     assert b"x-extra: yes" in headers
     assert b"host: 127.0.0.1:" in b"\n".join(headers)

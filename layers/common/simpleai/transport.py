@@ -31,7 +31,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 import httpx
@@ -122,7 +122,8 @@ class Http11Transport:
         self._secure = url.scheme == "https"
         self._host = url.hostname or ""
         self._port = url.port or (443 if self._secure else 80)
-        self._base_path = url.path.rstrip("/").encode("ascii")
+        # A proxy's path prefix, percent-encoded as a request target must be.
+        self._base_path = quote(url.path.rstrip("/"), safe="/%:@!$&'()*+,;=~").encode("ascii")
         self._ssl_context = ssl_context
         self._max_idle = max_idle
         self._keepalive_expiry = keepalive_expiry
@@ -175,18 +176,8 @@ class Http11Transport:
         framing = b""
         if body is not None:
             framing = b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
-        return b"".join(
-            (
-                verb,
-                b" ",
-                target,
-                b" HTTP/1.1\r\n",
-                self._origin_headers,
-                framing,
-                b"\r\n",
-                body or b"",
-            )
-        )
+        line = b"%s %s HTTP/1.1\r\n" % (verb, target)
+        return b"".join((line, self._origin_headers, framing, b"\r\n", body or b""))
 
     async def _connection(self, connect_timeout: float | None) -> _Connection:
         now = time.monotonic()
