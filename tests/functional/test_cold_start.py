@@ -99,6 +99,44 @@ def test_chat_handler_import_ends_with_garbage_collection_on_and_its_objects_fro
     assert isinstance(frozen, int) and frozen > 10_000
 
 
+FETCH_KEYS = """
+import json, sys
+sys.path.insert(0, "functions/chat")
+import app
+from simpleai.runtime import JsonFetcher
+before = set(sys.modules)
+JsonFetcher()({url!r})
+print(json.dumps({{"new": sorted(set(sys.modules) - before)}}))
+"""
+
+
+def test_fetching_the_keys_at_the_first_request_imports_no_http_stack_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """httpx's default transport would import httpcore and h11 (15-20 ms) for two GETs."""
+    (tmp_path / "jwks").write_text('{"keys": []}')
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().split(" port ")[1].split(" ")[0]
+        env = {
+            name: value for name, value in os.environ.items() if not name.lower().endswith("_proxy")
+        }
+        code = FETCH_KEYS.format(url=f"http://127.0.0.1:{port}/jwks")
+        new = _fresh_interpreter(code, {**env, "POWERTOOLS_METRICS_DISABLED": "true"})["new"]
+    finally:
+        server.terminate()
+        server.wait()
+    assert isinstance(new, list)
+    assert [name for name in new if name.split(".")[0] in ("httpcore", "h11", "anyio")] == []
+
+
 def _fresh_interpreter(code: str, env: dict[str, str]) -> dict[str, object]:
     """Run `code` in a new interpreter from the repository root; the JSON of its last line."""
     result = subprocess.run(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import urllib.request
 from dataclasses import dataclass
 
 import certifi
@@ -18,6 +19,7 @@ import httpx
 from simpleai import __version__
 from simpleai.audit import AuditStore, open_store
 from simpleai.auth import JwksCache, TokenVerifier
+from simpleai.auth.fetch import StdlibTransport
 from simpleai.observability import logger
 from simpleai.ollama import OllamaClient
 from simpleai.resilience import CircuitBreaker, ResilientTransport, RetryPolicy
@@ -158,8 +160,9 @@ def _shared_jwks(config: Settings) -> JwksCache:
 
 
 class JsonFetcher:
-    """GETs JSON documents (the OIDC discovery document, the JWKS), one pooled client per scheme
-    built on first use; tests may hand it the client to use."""
+    """GETs JSON documents (the OIDC discovery document, the JWKS), one client per scheme built
+    on first use, over the standard library's http.client (auth/fetch.py); tests may hand it
+    the client to use."""
 
     def __init__(self, http: httpx.Client | None = None) -> None:
         self._http = http
@@ -179,11 +182,24 @@ class JsonFetcher:
         secure = url.startswith("https://")
         client = self._clients.get(secure)
         if client is None:
+            verify = tls_verification(url)
             client = httpx.Client(
-                timeout=5.0, headers={"User-Agent": USER_AGENT}, verify=tls_verification(url)
+                timeout=5.0,
+                headers={"User-Agent": USER_AGENT},
+                verify=verify,
+                # Given a transport, httpx ignores HTTP(S)_PROXY: where one is set, httpx's own
+                # transports (and their proxy support) serve instead.
+                transport=None
+                if _proxy_configured()
+                else StdlibTransport(verify if isinstance(verify, ssl.SSLContext) else None),
             )
             self._clients[secure] = client
         return client
+
+
+def _proxy_configured() -> bool:
+    """Whether the environment names a proxy for http or https (as httpx reads it)."""
+    return bool({"http", "https", "all"} & set(urllib.request.getproxies()))
 
 
 _ssl_context: ssl.SSLContext | None = None
