@@ -143,9 +143,12 @@ def invoke(gateway: Settings, token: Callable[..., str]) -> Iterator[Callable[..
         body: Any = None,
         raw_body: str | None = None,
         headers: dict[str, str] | None = None,
+        path: str | None = None,
         timeout_seconds: int = 30,
     ) -> dict[str, Any]:
         event = copy.deepcopy(load_event(event_name))
+        if path is not None:
+            event["rawPath"] = event["requestContext"]["http"]["path"] = path
         if event["headers"].get("authorization") == PLACEHOLDER:
             if user is None:
                 del event["headers"]["authorization"]

@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.support.fake_ollama import FakeOllama, Fault
 
 Invoke = Callable[..., dict[str, Any]]
@@ -99,6 +101,28 @@ def test_chat_without_token_is_401_and_still_audited(invoke: Invoke, audit_rows:
     assert row["error_type"] == "authentication_error"
     assert row["user_id"] is None
     assert "Say hello." in row["request_body"]
+
+
+@pytest.mark.parametrize(
+    ("event_name", "path"),
+    [
+        ("chat", "/chat/completions"),
+        ("chat-v1", "/v1/chat/completions"),
+        ("chat-stream", "/v1/chat/completions"),
+        ("models", "/v1/models"),
+        ("models", "/models"),
+        ("model", "/v1/models/llama3.2:latest"),
+        ("model", "/models/llama3.2:latest"),
+    ],
+)
+def test_every_chat_route_refuses_a_caller_without_a_token(
+    invoke: Invoke, fake_ollama: FakeOllama, event_name: str, path: str
+) -> None:
+    result = invoke("chat", event_name, user=None, path=path)
+
+    assert result["statusCode"] == 401
+    assert body_of(result)["error"]["type"] == "authentication_error"
+    assert fake_ollama.paths == []  # nothing reached Ollama
 
 
 def test_models_event_lists_ollama_models(invoke: Invoke) -> None:

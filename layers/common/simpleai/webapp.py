@@ -1,15 +1,14 @@
 """What every function's FastAPI app shares: the app factory with the audit middleware and CORS,
-the one error renderer, the authentication dependency (with rate limits) and the Lambda entry
-point."""
+the one error renderer, authentication (with rate limits) and the Lambda entry point."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,7 +35,7 @@ from simpleai.settings import Settings, SettingsError
 
 
 async def authenticated(request: Request) -> Identity:
-    """FastAPI dependency: the caller's verified identity, or a 401/403/503."""
+    """The caller's verified identity, or a 401/403/429/503; every route's first call."""
     values = request.headers.getlist("authorization")
     if len(values) > 1:
         raise AuthenticationError("Send exactly one Authorization header.", code="invalid_request")
@@ -68,10 +67,6 @@ def _enforce_limits(identity: Identity, exchange: Exchange) -> None:
     if verdict.refusal is not None:
         raise verdict.refusal
     exchange.response_headers.update(verdict.headers)
-
-
-Caller = Annotated[Identity, Depends(authenticated)]
-"""A route parameter of this type requires and receives the caller's verified identity."""
 
 
 async def read_json(request: Request) -> Any:
@@ -233,7 +228,6 @@ class CorsFromSettings:
 
 
 __all__ = [
-    "Caller",
     "Exchange",
     "authenticated",
     "create_app",
