@@ -72,31 +72,27 @@ class OllamaClient:
             response = await self._transport.request(method, path, body, self._timeouts)
             if response.status >= 400:
                 raise _status_error(response.status, await response.read(), response.reason, body)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeoutError(
-                f"Ollama at {self.base_url} did not answer in time."
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise UpstreamError(
-                f"Ollama at {self.base_url} cannot be reached (connection refused or no route)."
-            ) from exc
         except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"The connection to Ollama at {self.base_url} failed: {type(exc).__name__}."
-            ) from exc
+            raise self._failure(exc) from exc
         return response
 
     async def _read(self, response: UpstreamResponse) -> bytes:
         try:
             return await response.read()
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeoutError(
-                f"Ollama at {self.base_url} did not answer in time."
-            ) from exc
         except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"The connection to Ollama at {self.base_url} failed: {type(exc).__name__}."
-            ) from exc
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: httpx.TransportError) -> GatewayError:
+        """A transport failure as the caller hears of it (504 for a timeout, else 502)."""
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamTimeoutError(f"Ollama at {self.base_url} did not answer in time.")
+        if isinstance(exc, httpx.ConnectError):
+            return UpstreamError(
+                f"Ollama at {self.base_url} cannot be reached (connection refused or no route)."
+            )
+        return UpstreamError(
+            f"The connection to Ollama at {self.base_url} failed: {type(exc).__name__}."
+        )
 
 
 def _json(body: dict[str, Any]) -> bytes:
