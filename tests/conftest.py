@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 import json
@@ -131,9 +132,13 @@ def load_event(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def invoke(gateway: Settings, token: Callable[..., str]) -> Iterator[Callable[..., dict[str, Any]]]:
-    """Call a function's Lambda handler with an event file, as the Lambda runtime would."""
+    """Call a function's Lambda handler with an event file, as the Lambda runtime would: on a
+    fresh event loop of this thread (Mangum runs each invocation on the current one), whatever
+    an earlier test's `asyncio.run` left behind."""
     application = read_application(ROOT / "template.yaml")
     api = LocalApi(application, workers=1)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
 
     def call(
         function: str,
@@ -169,3 +174,5 @@ def invoke(gateway: Settings, token: Callable[..., str]) -> Iterator[Callable[..
 
     yield call
     api.close()
+    asyncio.set_event_loop(None)
+    loop.close()
