@@ -63,8 +63,8 @@ def measure(
             "functions/chat/app.py's FastAPI app served by uvicorn (auth, translation, audit "
             "on), and a streamed `POST /api/chat` straight to the Ollama stand-in. Each figure "
             "is the time from sending the request to receiving the first body bytes; the "
-            "stand-in sends every line at once. The order alternates; the figure is the "
-            "per-pair difference."
+            "stand-in sends every line at once. The order is shuffled in every pair; the figure "
+            "is the per-pair difference."
         ),
         target=f"median time-to-first-chunk overhead < {TARGET_MEDIAN_MS:.0f} ms",
         measured=ms(added.median) + ("" if streams else " (not streamed yet)"),
