@@ -356,6 +356,27 @@ def test_an_answer_cut_short_or_not_http_is_a_protocol_error(wire: bytes, compla
     asyncio.run(scenario())
 
 
+def test_a_head_answer_ends_with_its_head() -> None:
+    """Its Content-Length describes the body a GET would get: none follows, and the parser
+    cannot know that, so the connection is not used again."""
+
+    async def head_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+            await writer.drain()
+
+    async def scenario() -> None:
+        server = Server(head_answers)
+        url = await server.start()
+        transport = Http11Transport(url)
+        for _ in range(2):
+            response = await transport.request("HEAD", "/api/tags", None, TIMEOUTS)
+            assert (response.status, await response.read()) == (200, b"")
+        assert server.connections == 2
+
+    asyncio.run(scenario())
+
+
 def test_bytes_after_a_whole_answer_keep_its_connection_from_reuse() -> None:
     async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while await read_request(reader) is not None:
