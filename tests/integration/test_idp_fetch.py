@@ -4,6 +4,7 @@ refuse, fail, or act as the proxy the environment names."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from collections.abc import Iterator
@@ -20,11 +21,15 @@ class Documents(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, *, close_after_each: bool = False, status: int = 200) -> None:
+    def __init__(
+        self, *, close_after_each: bool = False, status: int = 200, gzip_if_asked: bool = False
+    ) -> None:
         self.connections = 0
         self.request_lines: list[str] = []
         self.close_after_each = close_after_each
         self.status = status
+        self.gzip_if_asked = gzip_if_asked
+        self.compressed = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,6 +44,10 @@ class Documents(ThreadingHTTPServer):
                 body = json.dumps({"path": self.path}).encode()
                 self.send_response(server.status)
                 self.send_header("Content-Type", "application/json")
+                if server.gzip_if_asked and "gzip" in self.headers.get("Accept-Encoding", ""):
+                    body = gzip.compress(body)
+                    self.send_header("Content-Encoding", "gzip")
+                    server.compressed += 1
                 self.send_header("Content-Length", str(len(body)))
                 if server.close_after_each:
                     self.send_header("Connection", "close")
@@ -108,6 +117,17 @@ def test_a_kept_connection_that_died_while_idle_is_retried_once(documents: Docum
 
     assert fetch(documents.url + "/b") == {"path": "/b"}
     assert documents.connections == 2
+
+
+def test_a_compressed_document_is_read_as_json() -> None:
+    """Identity providers compress their documents when the client accepts it."""
+    server = Documents(gzip_if_asked=True)
+    try:
+        assert JsonFetcher()(server.url + "/jwks") == {"path": "/jwks"}
+        assert server.compressed == 1
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_an_error_status_and_a_refused_connection_are_oserrors() -> None:
