@@ -97,12 +97,11 @@ def _build(config: Settings) -> Components:
         allowed_client_ids=config.oidc_allowed_client_ids,
         required_scopes=config.oidc_required_scopes,
     )
-    verify = tls_verification(config.ollama_base_url)
     transport = ResilientTransport(
         Http11Transport(
             config.ollama_base_url,
             headers={"User-Agent": USER_AGENT, **config.ollama_headers},
-            ssl_context=verify if isinstance(verify, ssl.SSLContext) else None,
+            ssl_context=tls_context(config.ollama_base_url),
             max_idle=8,
             keepalive_expiry=60,
             connect=_ollama_connect,
@@ -182,16 +181,14 @@ class JsonFetcher:
         secure = url.startswith("https://")
         client = self._clients.get(secure)
         if client is None:
-            verify = tls_verification(url)
+            context = tls_context(url)
             client = httpx.Client(
                 timeout=5.0,
                 headers={"User-Agent": USER_AGENT},
-                verify=verify,
+                verify=context or False,
                 # Given a transport, httpx ignores HTTP(S)_PROXY: where one is set, httpx's own
                 # transports (and their proxy support) serve instead.
-                transport=None
-                if _proxy_configured()
-                else StdlibTransport(verify if isinstance(verify, ssl.SSLContext) else None),
+                transport=None if _proxy_configured() else StdlibTransport(context),
             )
             self._clients[secure] = client
         return client
@@ -205,8 +202,8 @@ def _proxy_configured() -> bool:
 _ssl_context: ssl.SSLContext | None = None
 
 
-def tls_verification(url: str) -> ssl.SSLContext | bool:
-    """What an httpx client for `url` verifies TLS with.
+def tls_context(url: str) -> ssl.SSLContext | None:
+    """What a client for `url` verifies TLS with: the certifi bundle's context, or None.
 
     A client for a plain http:// URL gets no TLS context at all: building one loads the CA
     bundle, 40 to 120 ms of every cold start, for connections that never use it. Clients for
@@ -214,7 +211,7 @@ def tls_verification(url: str) -> ssl.SSLContext | bool:
     """
     global _ssl_context
     if url.startswith("http://"):
-        return False
+        return None
     with _lock:
         if _ssl_context is None:
             _ssl_context = ssl.create_default_context(cafile=certifi.where())
