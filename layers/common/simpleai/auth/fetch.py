@@ -91,8 +91,13 @@ class StdlibTransport(httpx.BaseTransport):
     def _open(self, key: tuple[str, str, int], timeout: float | None) -> http.client.HTTPConnection:
         scheme, host, port = key
         if scheme == "https":
-            context = self._ssl_context or ssl.create_default_context()
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+            if self._ssl_context is None:
+                # Built once, on the first https connection, as the Ollama transport does:
+                # loading the CA bundle takes 40-120 ms.
+                self._ssl_context = ssl.create_default_context()
+            return http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=self._ssl_context
+            )
         return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
