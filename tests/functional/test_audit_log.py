@@ -4,15 +4,18 @@ answers reduced, and a request refused when its row cannot be written."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
+from localapi.template import load_handler, read_application
 from simpleai import runtime
 from simpleai.audit.chain import GENESIS
 from simpleai.settings import Settings
@@ -21,6 +24,7 @@ from tests.support.fake_ollama import FakeOllama, Fault, Reply
 
 Invoke = Callable[..., dict[str, Any]]
 Rows = Callable[[], list[dict[str, Any]]]
+FUNCTIONS = read_application(Path(__file__).resolve().parents[2] / "template.yaml").functions
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
@@ -84,6 +88,21 @@ def test_a_streamed_response_is_recorded_whole(gateway: Settings, audit_rows: Ro
     (row,) = audit_rows()
     assert row["response_body"] == "data: one\n\ndata: two\n\ndata: three\n\n"
     assert row["request_body"] == '{"stream":true}'
+
+
+def test_a_wrong_method_is_a_405_naming_the_allowed_one(
+    gateway: Settings, audit_rows: Rows
+) -> None:
+    chat = load_handler(dataclasses.replace(FUNCTIONS["ChatFunction"], handler="app.app"))
+
+    with TestClient(chat) as client:
+        response = client.get("/v1/chat/completions")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    (row,) = audit_rows()
+    assert (row["method"], row["response_status"]) == ("GET", 405)
 
 
 def test_no_token_reaches_the_database_file(

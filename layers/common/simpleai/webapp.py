@@ -179,7 +179,10 @@ async def _render_http_error(request: Request, exc: StarletteHTTPException) -> J
     if exc.status_code == 404:
         error: GatewayError = NotFoundError(f"No route for {request.method} {request.url.path}.")
     elif exc.status_code == 405:
-        error = MethodNotAllowedError(f"Method {request.method} is not allowed here.")
+        # With the Allow header in which Starlette's router names the route's methods.
+        error = MethodNotAllowedError(
+            f"Method {request.method} is not allowed here.", headers=exc.headers
+        )
     else:
         error = InvalidRequestError(str(exc.detail))
     return error_response(error, request)
