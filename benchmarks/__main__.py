@@ -31,7 +31,7 @@ DRY_RUN_BANNER = (
 
 
 def _invocation(context: Setup) -> list[Result]:
-    return [invocation.measure(context.issuer, context.token, context.workdir)]
+    return [invocation.measure(context.issuer, context.token, context.workdir, context.ollama_url)]
 
 
 def _audit_store(context: Setup) -> list[Result]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from benchmarks.report import Result, Verdict, ms
 from benchmarks.servers import ROOT
+from localapi.template import read_application
 from tests.support.image_site import image_site, installed_version, packages_site
 
 TARGET_RATIO = 1.3
@@ -91,6 +92,7 @@ def measure(
         result.add(f"{label}: import of the handler module", ms(median(kind, "import_ms")))
         result.add(f"{label}: first event", ms(median(kind, "first_event_ms")))
         result.add(f"{label}: CPU time of the process", ms(median(kind, "cpu_ms")))
+        result.add(f"{label}: peak memory (max RSS)", f"{median(kind, 'max_rss_mib'):.1f} MiB")
     result.add("Ratio (wall time)", f"{ratio:.2f}x")
     result.add(
         "Ratio (import + first event, interpreter start excluded)",
@@ -99,6 +101,12 @@ def measure(
     result.add(
         "Ratio (CPU time of the process, less sensitive to other load)",
         f"{median('gateway', 'cpu_ms') / median('hello', 'cpu_ms'):.2f}x",
+    )
+    memory = read_application(ROOT / "template.yaml").functions["ChatFunction"].memory
+    result.notes.append(
+        "Peak memory is each process's maximum resident set (VmHWM), read after its "
+        "first event: what Lambda reports as Max Memory Used for a cold invocation. "
+        f"template.yaml gives the chat function {memory} MB."
     )
     return result
 
@@ -134,4 +142,5 @@ def _run(kind: str, site: Path, event_file: Path, env: Mapping[str, str]) -> dic
         "import_ms": float(report["import_ms"]),
         "first_event_ms": float(report["first_event_ms"]),
         "cpu_ms": float(report["cpu_ms"]),
+        "max_rss_mib": float(report["max_rss_mib"]),
     }

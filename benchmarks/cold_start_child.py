@@ -52,9 +52,20 @@ def main() -> None:
         # The process's CPU time from its start (interpreter start included): unlike wall time,
         # it barely grows when other work competes for the cores.
         "cpu_ms": time.process_time() * 1000,
+        "max_rss_mib": _peak_resident_mib(),
     }
     sys.stdout.write(MARKER + json.dumps(report) + "\n")
     sys.stdout.flush()
+
+
+def _peak_resident_mib() -> float:
+    """This process's peak resident memory (VmHWM): what Lambda reports as Max Memory Used for
+    a cold invocation. Not `getrusage`'s ru_maxrss, which Linux carries over from the parent
+    the process was forked from."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # in kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,14 @@ socket pair served on the same event loop), and a pyinstrument profile of where 
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
+import gc
 import json
 import os
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,10 @@ from simpleai.settings import Settings
 from tests.support.answering import answering, http_answer
 
 TARGET_MEAN_US = 1000.0
+MEMORY_INVOCATIONS = 1000
+IMAGE_BYTES = 4 * 2**20
+"""4 MiB: as base64 in a JSON body, about 5.3 MiB, within Lambda's 6 MB synchronous payload."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PAUSE_SECONDS = 0.002
 """Idle time before each of the paused invocations: a function serving sparse requests starts
 each one with colder caches (and, on a virtual machine, a sleeping CPU) than a tight loop."""
@@ -65,6 +72,7 @@ def measure(
     issuer: str,
     token: str,
     workdir: Path,
+    ollama_url: str,
     *,
     count: int = 3000,
     warmup: int = 200,
@@ -111,6 +119,19 @@ def measure(
             invoke()
         relaxed_samples = _timed(handler, template, function, count, budget_seconds)
 
+    # Memory, against the Ollama stand-in's own process so that only the gateway's allocations
+    # are traced.
+    served = dataclasses.replace(
+        settings, ollama_base_url=ollama_url, database_url=f"sqlite:{workdir / 'memory.db'}"
+    )
+    with handlers_in_process(served):
+        for _ in range(warmup):
+            invoke()
+        held_kib = _held_after(invoke, MEMORY_INVOCATIONS) / 1024
+        image_event = _with_image(template, IMAGE_BYTES)
+        peak_mib = _peak(lambda: handler(image_event, context_for(function))) / 2**20
+    body_mib = len(image_event["body"]) / 2**20
+
     summary = Summary.of(samples)
     relaxed_summary = Summary.of(relaxed_samples)
     paused_summary = Summary.of(paused_samples)
@@ -154,6 +175,26 @@ def measure(
         f"After a {PAUSE_SECONDS * 1000:.0f} ms pause before each: mean / median",
         f"{us(paused_summary.mean)} / {us(paused_summary.median)}",
     )
+    result.add(
+        f"Python memory growth over {MEMORY_INVOCATIONS} invocations",
+        f"{held_kib:.1f} KiB",
+    )
+    result.add(
+        f"Peak Python memory serving one request with a {IMAGE_BYTES / 2**20:.0f} MiB image "
+        f"({body_mib:.1f} MiB body)",
+        f"{peak_mib:.1f} MiB",
+    )
+    result.notes.append(
+        "The memory rows come from `tracemalloc` (what Python allocates, not SQLite's page "
+        "cache or the interpreter itself; section 3 has the whole process's peak), with the "
+        "Ollama stand-in answering from its own process over loopback. The growth is the "
+        f"traced total after {MEMORY_INVOCATIONS} invocations minus before them (each read "
+        f"after a full garbage collection), once {warmup} warm-up invocations and "
+        f"{MEMORY_INVOCATIONS} more under the tracer have filled what caches fill: a leak "
+        "would grow it with every request. The image "
+        "request's peak is counted above what was held before it; its body is within Lambda's "
+        "6 MB limit for a synchronous invocation's event."
+    )
     result.notes.append(
         f"The paused row is {paused_summary.count} further invocations (`FULL`), each after "
         f"{PAUSE_SECONDS * 1000:.0f} ms of idling: the CPU's caches cool and, on a virtual "
@@ -195,6 +236,58 @@ def _timed(
         if result["statusCode"] != 200:
             raise RuntimeError(f"the chat handler answered {result['statusCode']}")
     return samples
+
+
+def _held_after(invoke: Callable[[], None], count: int) -> int:
+    """Bytes of Python memory by which `count` invocations grew what is allocated, measured
+    after `count` others under the tracer (whose first calls fill caches once). Each reading
+    follows a full collection, so cyclic garbage not yet collected is not counted."""
+    tracemalloc.start()
+    try:
+        for _ in range(count):
+            invoke()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(count):
+            invoke()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def _peak(call: Callable[[], Any]) -> int:
+    """The most Python memory allocated at once during `call`, above what was held before."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = call()
+        if result["statusCode"] != 200:
+            raise RuntimeError(f"the chat handler answered {result['statusCode']}: {result}")
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def _with_image(template: dict[str, Any], size: int) -> dict[str, Any]:
+    """The event with a user message holding a PNG of `size` bytes, inline as OpenAI sends it."""
+    image = PNG_SIGNATURE + os.urandom(size - len(PNG_SIGNATURE))
+    event = copy.deepcopy(template)
+    url = "data:image/png;base64," + base64.b64encode(image).decode()
+    event["body"] = json.dumps(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is in this picture?"},
+                        {"type": "image_url", "image_url": {"url": url}},
+                    ],
+                }
+            ]
+        }
+    )
+    return event
 
 
 def _profile(
