@@ -24,7 +24,7 @@ class _Answering(asyncio.Protocol):
     def __init__(self, answer: Callable[[bytes], bytes], seen: list[bytes]) -> None:
         self._answer = answer
         self._seen = seen
-        self._buffer = b""
+        self._buffer = bytearray()  # grown in place: a large request arrives in many reads
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -42,7 +42,8 @@ class _Answering(asyncio.Protocol):
             size = end + 4 + length
             if len(self._buffer) < size:
                 return
-            request, self._buffer = self._buffer[:size], self._buffer[size:]
+            request = bytes(self._buffer[:size])
+            del self._buffer[:size]
             self._seen.append(request)
             assert self._transport is not None
             self._transport.write(self._answer(request))

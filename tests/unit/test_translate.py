@@ -8,10 +8,12 @@ models.json: `/api/tags` -> the OpenAI model list, and model lookup by name or a
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,56 @@ def test_request(case: dict[str, Any]) -> None:
     assert chat.stream == expect.get("stream", False)
     assert chat.include_usage == expect.get("include_usage", False)
     json.dumps(chat.request)  # what goes upstream is plain JSON
+
+
+PADDED_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+"""RFC 4648's base64 with its padding, what Ollama's decoder (Go's StdEncoding) takes. Stricter
+than Python's `b64decode(validate=True)`, which lets excess padding through ("AAAA=")."""
+
+
+def image_request(data: str) -> dict[str, Any]:
+    url = f"data:image/png;base64,{data}"
+    part = {"type": "image_url", "image_url": {"url": url}}
+    return {"messages": [{"role": "user", "content": [part]}]}
+
+
+def accepts_image(data: str) -> bool:
+    try:
+        to_ollama_chat(image_request(data), default_model=DEFAULT_MODEL)
+    except InvalidRequestError as exc:
+        assert "base64" in exc.message
+        return False
+    return True
+
+
+def is_padded_base64(data: str) -> bool:
+    """The oracle, on the data as the translation sees it (the URL's ends are trimmed)."""
+    data = data.rstrip()
+    return bool(data) and PADDED_BASE64.fullmatch(data) is not None
+
+
+EDGE_BASE64 = [
+    *("", "=", "==", "===", "====", "A", "AA", "AAA", "AAAA", "AA==", "AAA=", "A===", "AAAAA"),
+    *("AAAA=", "AAAA====", "AA=A", "A=AA", "=AAA", "AA==AAAA", "AA\nAA", " AAAA", "AAAA "),
+    *("AA-_", "QUJD", "QUI=", "QQ==", "QR==", "Q\u00e9==", "++//", "AAAA\x00", "\u0661AAA"),
+]
+
+
+@pytest.mark.parametrize("data", EDGE_BASE64)
+def test_an_image_is_accepted_exactly_when_it_is_padded_base64(data: str) -> None:
+    assert accepts_image(data) == is_padded_base64(data)
+
+
+def test_random_strings_from_the_alphabet_agree_with_the_grammar() -> None:
+    rng = random.Random(8)
+    symbols = "AZaz09+/=-_ \n"
+    for _ in range(3000):
+        data = "".join(rng.choice(symbols) for _ in range(rng.randrange(1, 13)))
+        assert accepts_image(data) == is_padded_base64(data), repr(data)
+
+
+def test_a_real_image_in_base64_is_accepted() -> None:
+    assert accepts_image(base64.b64encode(bytes(range(256)) * 3 + b"x").decode())
 
 
 @pytest.mark.parametrize("case", cases("responses.json"))
