@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
 from localapi.template import load_handler, read_application
 from simpleai import runtime
+from simpleai.audit import redaction
 from simpleai.audit.chain import GENESIS
 from simpleai.settings import Settings
 from simpleai.webapp import create_app
@@ -142,6 +144,27 @@ def test_images_are_kept_as_hash_size_and_type(invoke: Invoke, audit_rows: Rows)
         },
     }
     assert base64.b64encode(PNG).decode()[:40] not in row["request_body"]
+
+
+def test_an_image_request_is_parsed_once(
+    invoke: Invoke, audit_rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class SecondParse:
+        dumps = staticmethod(json.dumps)
+
+        @staticmethod
+        def loads(*_args: Any, **_kwargs: Any) -> Any:
+            raise AssertionError("the redaction parsed the request body again")
+
+    monkeypatch.setattr(redaction, "json", SecondParse)
+
+    result = invoke("chat", "chat", body=image_request())
+
+    assert result["statusCode"] == 200
+    (row,) = audit_rows()
+    assert json.loads(row["request_body"])["messages"][0]["content"][1]["image_url"][
+        "bytes"
+    ] == len(PNG)
 
 
 def test_images_are_kept_whole_when_asked(

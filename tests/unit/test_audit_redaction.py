@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
+from typing import Any
 
 import pytest
 
@@ -62,6 +64,49 @@ def test_an_image_key_spelled_with_json_escapes_is_still_replaced() -> None:
 
     part = stored["messages"][0]["content"][0]
     assert part["image_url"]["sha256"] == hashlib.sha256(JPEG).hexdigest()
+
+
+def chat_with_images(*images: bytes) -> dict[str, Any]:
+    parts = [
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:;base64," + base64.b64encode(image).decode()},
+        }
+        for image in images
+    ]
+    return {
+        "model": "llava",
+        "messages": [
+            {"role": "system", "content": "Describe."},
+            {"role": "user", "content": [{"type": "text", "text": "this:"}, *parts]},
+            {"role": "user", "content": "and", "images": [base64.b64encode(JPEG).decode()]},
+        ],
+    }
+
+
+def test_the_routes_parse_is_redacted_as_the_body_would_be_and_left_as_it_was() -> None:
+    request = chat_with_images(JPEG, b"GIF89a" + bytes(50))
+    body = json.dumps(request).encode()
+    before = copy.deepcopy(request)
+
+    assert redact_request_body(body, parsed=request) == redact_request_body(body)
+    assert request == before  # the placeholders went into copies
+
+
+def test_the_routes_parse_is_used_rather_than_a_second_parse() -> None:
+    body = json.dumps(chat_with_images(JPEG)).encode()
+    other = b"\x89PNG\r\n\x1a\n" + bytes(20)
+
+    stored = json.loads(redact_request_body(body, parsed=chat_with_images(other)) or "")
+
+    part = stored["messages"][1]["content"][1]
+    assert part["image_url"]["sha256"] == hashlib.sha256(other).hexdigest()
+
+
+def test_a_parsed_body_without_images_is_kept_byte_for_byte() -> None:
+    body = b'{"messages": [{"role": "user", "content": "an image of a cat?"}]}'
+
+    assert redact_request_body(body, parsed=json.loads(body)) == body.decode()
 
 
 def test_a_remote_image_url_is_a_reference_and_is_kept() -> None:

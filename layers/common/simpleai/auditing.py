@@ -246,7 +246,9 @@ class _Responder:
                 client_ip=exchange.client_ip,
                 user_agent=exchange.user_agent,
                 request_body=redact_request_body(
-                    self._request_body, store_images=config.audit_store_images
+                    self._request_body,
+                    store_images=config.audit_store_images,
+                    parsed=exchange.request_json,
                 ),
                 response_body=response,
                 response_truncated=truncated,

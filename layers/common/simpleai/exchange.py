@@ -6,10 +6,12 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 from starlette.types import Scope
 
+from simpleai.audit.redaction import NOT_PARSED
 from simpleai.auth import Identity
 
 
@@ -32,6 +34,8 @@ class Exchange:
     finish_reason: str | None = None
     error_type: str | None = None
     upstream_latency_ms: float | None = None
+    request_json: Any = NOT_PARSED
+    """The request body as the route parsed it (`read_json`), for the audit's redaction."""
     response_headers: dict[str, str] = field(default_factory=dict)
     """Added to the answer, whatever it is (the rate-limit headers of an allowed request)."""
     response_text: str | None = None
