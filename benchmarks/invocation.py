@@ -95,10 +95,7 @@ def measure(
     template["headers"]["authorization"] = f"Bearer {token}"
 
     def invoke() -> None:
-        event = copy.deepcopy(template)
-        result = handler(event, context_for(function))
-        if result["statusCode"] != 200:
-            raise RuntimeError(f"the chat handler answered {result['statusCode']}: {result}")
+        _answered(handler(copy.deepcopy(template), context_for(function)))
 
     with handlers_in_process(settings, ollama_connect=answering(ANSWER)[0]):
         for _ in range(warmup):
@@ -131,7 +128,9 @@ def measure(
         for _ in range(warmup):
             invoke()
         held_kib = _held_after(invoke, MEMORY_INVOCATIONS) / 1024
-        peak_bytes = _peak(lambda: handler(copy.deepcopy(image_template), context_for(function)))
+        peak_bytes = _peak(
+            lambda: _answered(handler(copy.deepcopy(image_template), context_for(function)))
+        )
     body_mib = len(image_template["body"]) / 2**20
 
     summary = Summary.of(samples)
@@ -245,9 +244,14 @@ def _timed(
         started = time.perf_counter_ns()
         result = handler(event, context)
         samples.append((time.perf_counter_ns() - started) / 1000)
-        if result["statusCode"] != 200:
-            raise RuntimeError(f"the chat handler answered {result['statusCode']}")
+        _answered(result)
     return samples
+
+
+def _answered(result: dict[str, Any]) -> None:
+    """The benchmarks time answers, not refusals: anything but a 200 stops them."""
+    if result["statusCode"] != 200:
+        raise RuntimeError(f"the chat handler answered {result['statusCode']}: {result}")
 
 
 def _held_after(invoke: Callable[[], None], count: int) -> int:
@@ -268,14 +272,12 @@ def _held_after(invoke: Callable[[], None], count: int) -> int:
         tracemalloc.stop()
 
 
-def _peak(call: Callable[[], Any]) -> int:
+def _peak(call: Callable[[], None]) -> int:
     """The most Python memory allocated at once during `call`, above what was held before."""
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        result = call()
-        if result["statusCode"] != 200:
-            raise RuntimeError(f"the chat handler answered {result['statusCode']}: {result}")
+        call()
         return tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()
