@@ -11,6 +11,7 @@ not import."""
 from __future__ import annotations
 
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -57,10 +58,14 @@ def measure(
     for kind in samples:
         _run(kind, sites[kind], event_file, env)
     deadline = time.monotonic() + budget_seconds
+    kinds = list(samples)
     for _ in range(runs):
         if time.monotonic() > deadline:
             break
-        for kind in samples:  # interleaved, so both see the same background load
+        # Interleaved, so both see the same background load; in an order shuffled every round,
+        # as in the other sections, so neither always follows the other.
+        random.shuffle(kinds)
+        for kind in kinds:
             samples[kind].append(_run(kind, sites[kind], event_file, env))
 
     def median(kind: str, key: str) -> float:
@@ -71,7 +76,8 @@ def measure(
         number=3,
         title="Cold start (fresh process, import and first event)",
         method=(
-            f"{len(samples['gateway'])} runs of each, interleaved, after one unrecorded run "
+            f"{len(samples['gateway'])} runs of each, interleaved in an order shuffled every "
+            "round, after one unrecorded run "
             "of each: `python -I -S` starts with only the function's folder and what its image "
             "would hold on sys.path (the packages the Dockerfile installs, installed the same "
             "way into a scratch directory; nothing of the development environment), imports "
