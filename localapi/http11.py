@@ -4,8 +4,10 @@ answered inline.
 
 A worker plays one warm Lambda container: it runs one invocation at a time, on its own thread, so
 the handler is called where the request was read, with no hop to another thread or process and
-back. Several workers (threads or processes) share the listening socket; whichever is idle
-accepts the next connection, and each keeps the connections it accepted (keep-alive).
+back. Several workers (threads or processes) share the listening socket, and each keeps the
+connections it accepted (keep-alive). So that these spread evenly, rather than gathering on
+whichever worker woke first, a worker holding more connections than another leaves a new one to
+the others for a moment (`Holdings`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
+from multiprocessing.sharedctypes import RawArray
 from urllib.parse import unquote
 
 import httptools
@@ -34,6 +37,11 @@ SEND_TIMEOUT_SECONDS = 30.0
 READ_SIZE = 64 * 1024
 MAX_HEAD_BYTES = 64 * 1024
 """Request line and headers; a longer head is answered with 431."""
+ACCEPT_PATIENCE_SECONDS = 0.05
+"""How long a worker holding more connections than another leaves a new connection to the
+others; if it is still waiting then (the others are all busy), the worker takes it."""
+DEFERRING_POLL_SECONDS = 0.002
+"""How often a deferring worker looks whether the others have caught up."""
 # Set by the server from the handler's answer or by us; never passed through from a handler.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
@@ -168,35 +176,93 @@ class _Client:
         self.awaiting_head = True
 
 
-class Worker:
-    """Serves connections from `listener` until `stop_fd` becomes readable (or reaches EOF)."""
+class Holdings:
+    """How many connections each worker holds, in memory that every worker sees: threads, or
+    processes forked after it was made. Each worker writes its own slot only."""
 
-    def __init__(self, listener: socket.socket, dispatch: Dispatch, stop_fd: int) -> None:
+    def __init__(self, workers: int) -> None:
+        self._held = RawArray("i", workers)
+
+    def hold(self, worker: int, connections: int) -> None:
+        self._held[worker] = connections
+
+    def fewest(self) -> int:
+        return int(min(self._held))
+
+
+class Worker:
+    """Serves connections from `listener` until `stop_fd` becomes readable (or reaches EOF);
+    worker `number` of those sharing `holdings`, if it has company."""
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        dispatch: Dispatch,
+        stop_fd: int,
+        *,
+        holdings: Holdings | None = None,
+        number: int = 0,
+    ) -> None:
         self._listener = listener
         self._dispatch = dispatch
         self._stop_fd = stop_fd
+        self._holdings = holdings
+        self._number = number
         self._selector = selectors.DefaultSelector()
         self._clients: dict[int, _Client] = {}
         self._date = _Date()
+        self._deferring_until = 0.0
+        """While set, the listener is left to the other workers until then."""
 
     def serve(self) -> None:
         selector = self._selector
         selector.register(self._listener, selectors.EVENT_READ, "listener")
         selector.register(self._stop_fd, selectors.EVENT_READ, "stop")
+        self._held()  # a worker replacing one that died: its connections died with it
         try:
             while True:
-                for key, _mask in selector.select(timeout=IDLE_TIMEOUT_SECONDS / 4):
+                deferring = self._deferring_until > 0
+                timeout = DEFERRING_POLL_SECONDS if deferring else IDLE_TIMEOUT_SECONDS / 4
+                for key, _mask in selector.select(timeout=timeout):
                     if key.data == "stop":
                         return
                     if key.data == "listener":
-                        self._accept()
+                        self._on_connection()
                     elif not self._on_readable(key.data):
                         self._close(key.data)
+                if deferring:
+                    self._reconsider()
                 self._close_idle()
         finally:
             for client in list(self._clients.values()):
                 self._close(client)
             selector.close()
+
+    def _on_connection(self) -> None:
+        """Accept it, unless another worker holds fewer connections: then leave it to them."""
+        if self._fair():
+            self._accept()
+            return
+        self._selector.unregister(self._listener)
+        self._deferring_until = time.monotonic() + ACCEPT_PATIENCE_SECONDS
+
+    def _fair(self) -> bool:
+        return self._holdings is None or len(self._clients) <= self._holdings.fewest()
+
+    def _reconsider(self) -> None:
+        """While deferring: listen again once no other worker holds fewer connections, or once
+        the patience is over, taking a connection that still waits (the others are busy)."""
+        patience_over = time.monotonic() >= self._deferring_until
+        if not (patience_over or self._fair()):
+            return
+        self._deferring_until = 0.0
+        self._selector.register(self._listener, selectors.EVENT_READ, "listener")
+        if patience_over:
+            self._accept()  # a no-op if nothing waits
+
+    def _held(self) -> None:
+        if self._holdings is not None:
+            self._holdings.hold(self._number, len(self._clients))
 
     def _accept(self) -> None:
         try:
@@ -212,12 +278,14 @@ class Worker:
         client = _Client(sock, peer)
         self._clients[sock.fileno()] = client
         self._selector.register(sock, selectors.EVENT_READ, client)
+        self._held()
 
     def _close(self, client: _Client) -> None:
         self._clients.pop(client.sock.fileno(), None)
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(client.sock)
         client.sock.close()
+        self._held()
 
     def _close_idle(self) -> None:
         deadline = time.monotonic() - IDLE_TIMEOUT_SECONDS

@@ -33,12 +33,14 @@ from localapi.events import (
     gateway_error,
     to_response,
 )
-from localapi.http11 import Worker
+from localapi.http11 import Holdings, Worker
 from localapi.template import Application, LambdaHandler, load_handler
 
 log = logging.getLogger("localapi")
 
 STOP_TIMEOUT_SECONDS = 10.0
+DEAD = 2**31 - 1
+"""The connections a dead worker is counted as holding: so many that it never holds the fewest."""
 
 
 class LocalApi:
@@ -94,17 +96,26 @@ class LocalApi:
         return handler
 
 
-def _run_worker(listener: socket.socket, api: LocalApi, stop_fd: int) -> None:
+def _run_worker(
+    listener: socket.socket, api: LocalApi, stop_fd: int, holdings: Holdings, number: int
+) -> None:
     # Mangum runs each invocation on the current thread's event loop: one per warm container.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        Worker(listener, api.dispatch, stop_fd).serve()
+        Worker(listener, api.dispatch, stop_fd, holdings=holdings, number=number).serve()
     finally:
         loop.close()
 
 
-def _worker_process(listener: socket.socket, api: LocalApi, stop_fd: int, stop_writer: int) -> None:
+def _worker_process(
+    listener: socket.socket,
+    api: LocalApi,
+    stop_fd: int,
+    stop_writer: int,
+    holdings: Holdings,
+    number: int,
+) -> None:
     """A worker process's life: forked from the server, it serves until the server stops (or
     dies: the stop pipe then reaches EOF, as no worker holds its writing end)."""
     os.close(stop_writer)
@@ -112,7 +123,9 @@ def _worker_process(listener: socket.socket, api: LocalApi, stop_fd: int, stop_w
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # A thread of its own: the forked main thread carries the forking thread's thread-local
     # state (a runtime's per-thread clients, say); a new thread starts with none of it.
-    thread = threading.Thread(target=_run_worker, args=(listener, api, stop_fd), name="lambda")
+    thread = threading.Thread(
+        target=_run_worker, args=(listener, api, stop_fd, holdings, number), name="lambda"
+    )
     thread.start()
     thread.join()
 
@@ -138,8 +151,10 @@ class Server:
         self.port = self.socket.getsockname()[1]
         # Closing the writing end tells every worker to finish its request and stop.
         self._stop_reader, self._stop_writer = os.pipe()
+        # Shared with the workers (forked ones too), so that each takes its share of connections.
+        self._holdings = Holdings(api.workers)
         self._threads: list[threading.Thread] = []
-        self._processes: list[BaseProcess] = []
+        self._processes: dict[int, BaseProcess] = {}  # by worker number
         self._stopping = False
 
     @property
@@ -158,7 +173,7 @@ class Server:
                 self._threads.append(
                     threading.Thread(
                         target=_run_worker,
-                        args=(self.socket, self.api, self._stop_reader),
+                        args=(self.socket, self.api, self._stop_reader, self._holdings, number),
                         name=f"lambda-{number}",
                         daemon=True,
                     )
@@ -193,7 +208,7 @@ class Server:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=STOP_TIMEOUT_SECONDS)
-        for process in self._processes:
+        for process in self._processes.values():
             process.join(timeout=STOP_TIMEOUT_SECONDS)
             if process.is_alive():
                 process.terminate()
@@ -204,13 +219,20 @@ class Server:
 
     def _start_processes(self) -> None:
         self.api.load_handlers()
-        while len(self._processes) < self.api.workers:
-            self._processes.append(self._fork_worker())
+        for number in range(self.api.workers):
+            self._processes[number] = self._fork_worker(number)
 
-    def _fork_worker(self) -> BaseProcess:
+    def _fork_worker(self, number: int) -> BaseProcess:
         process = multiprocessing.get_context("fork").Process(
             target=_worker_process,
-            args=(self.socket, self.api, self._stop_reader, self._stop_writer),
+            args=(
+                self.socket,
+                self.api,
+                self._stop_reader,
+                self._stop_writer,
+                self._holdings,
+                number,
+            ),
             name="lambda",
             daemon=True,
         )
@@ -220,21 +242,22 @@ class Server:
     def _supervise(self) -> None:
         """Replace a worker process that dies, as a new container replaces a crashed one."""
         while True:
-            sentinels = {process.sentinel: process for process in self._processes}
+            sentinels = {process.sentinel: number for number, process in self._processes.items()}
             ready = wait([self._stop_reader, *sentinels])
             if self._stop_reader in ready or self._stopping:
                 return
             for sentinel in ready:
-                process = sentinels[sentinel]  # type: ignore[index]
+                number = sentinels[sentinel]  # type: ignore[index]
+                process = self._processes.pop(number)
                 process.join()
+                self._holdings.hold(number, DEAD)  # until its replacement starts
                 log.error(
                     "worker process %s exited with %s; starting another",
                     process.pid,
                     process.exitcode,
                 )
-                self._processes.remove(process)
                 with contextlib.suppress(OSError):
-                    self._processes.append(self._fork_worker())
+                    self._processes[number] = self._fork_worker(number)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

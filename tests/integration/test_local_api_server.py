@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,12 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from localapi import http11
 from localapi.events import HttpRequest, HttpResponse
 from localapi.server import LocalApi, Server
 from localapi.template import read_application
 
 ECHO_HANDLER = """
-import json, os, time
+import json, os, pathlib, threading, time
 
 def handler(event, context):
     path = event["rawPath"]
@@ -33,11 +35,20 @@ def handler(event, context):
         return {"statusCode": 200, "headers": {"x-split": "a\\r\\nset-cookie: evil=1"}, "body": ""}
     if path == "/slow":
         time.sleep(0.3)  # a function that takes a while: its worker is busy meanwhile
+    if path == "/hold":  # busy until the test says: ?until=<a file the test will create>
+        until = pathlib.Path(event["queryStringParameters"]["until"])
+        until.with_suffix(".holding").touch()
+        while not until.exists():
+            time.sleep(0.01)
     return {
         "statusCode": 200,
         "headers": {"content-type": "application/json", "content-length": "1"},
         "cookies": ["seen=1"],
-        "body": json.dumps({"event": event, "pid": os.getpid()}),
+        "body": json.dumps({
+            "event": event,
+            "pid": os.getpid(),
+            "worker": f"{os.getpid()}/{threading.current_thread().name}",
+        }),
     }
 """
 
@@ -285,6 +296,52 @@ def test_process_workers_serve_concurrent_requests_apart_from_the_server(
     assert len(pids) > 1
 
 
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_connections_opened_at_once_are_spread_evenly_over_the_workers(
+    serve: Callable[..., str], processes: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each worker keeps the connections it accepts. Taken as they come, a burst of them gathers
+    # on whichever worker woke first, whose requests then queue while the other workers idle.
+    monkeypatch.setattr(http11, "ACCEPT_PATIENCE_SECONDS", 60.0)  # no fallback meanwhile
+    url = serve(processes=processes, workers=4)
+    connections = [http.client.HTTPConnection(*address(url), timeout=10) for _ in range(8)]
+    for conn in connections:
+        conn.connect()
+
+    workers = [worker_answering(conn, "/who") for conn in connections]
+
+    assert sorted(Counter(workers).values()) == [2, 2, 2, 2]
+    for conn in connections:
+        conn.close()
+
+
+def test_a_worker_takes_more_than_its_share_when_the_others_are_all_busy(
+    serve: Callable[..., str], tmp_path: Path
+) -> None:
+    url = serve(processes=False, workers=2)
+    release = tmp_path / "release"
+    idle = http.client.HTTPConnection(*address(url), timeout=10)
+    idle.connect()
+    busy = http.client.HTTPConnection(*address(url), timeout=10)
+    busy.connect()
+    first = worker_answering(idle, "/first")
+    busy.request("GET", f"/hold?until={release}")  # the other worker: busy until released
+    wait_for(release.with_suffix(".holding"))
+
+    # The idle worker already holds more connections than the busy one after the first of
+    # these; the second waits its patience, then the idle worker takes it too.
+    later = [http.client.HTTPConnection(*address(url), timeout=10) for _ in range(2)]
+    answered_by = [worker_answering(conn, "/later") for conn in later]
+    release.touch()
+    held = busy.getresponse()
+
+    assert answered_by == [first, first]
+    assert held.status == 200
+    assert json.loads(held.read())["worker"] != first
+    for conn in [idle, busy, *later]:
+        conn.close()
+
+
 def test_a_worker_process_that_dies_is_replaced(serve: Callable[..., str]) -> None:
     url = serve(processes=True, workers=1)
     first = httpx.get(f"{url}/before").json()["pid"]
@@ -302,6 +359,21 @@ def test_a_worker_process_that_dies_is_replaced(serve: Callable[..., str]) -> No
                 raise
     assert after.status_code == 200
     assert after.json()["pid"] != first
+
+
+def worker_answering(conn: http.client.HTTPConnection, path: str) -> str:
+    conn.request("GET", path)
+    response = conn.getresponse()
+    assert response.status == 200
+    worker: str = json.loads(response.read())["worker"]
+    return worker
+
+
+def wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 10
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
 
 
 def address(url: str) -> tuple[str, int]:
