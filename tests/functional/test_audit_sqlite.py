@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from simpleai.audit import AuditQuery, AuditRecord
 from simpleai.audit.chain import GENESIS, row_hash
 from simpleai.audit.migrations import migrations
 from simpleai.audit.sqlite import PRUNES, TABLE, SqliteAuditStore
+from simpleai.errors import AuditUnavailableError
+from tests.functional.test_audit_store import make_record
 
 
 def test_rows_written_before_the_chain_are_chained_by_the_migration(tmp_path: Path) -> None:
@@ -93,3 +97,72 @@ def test_the_durability_level_is_the_configured_one(tmp_path: Path, mode: str, l
 
     assert found == level
     store.close()
+
+
+@pytest.mark.parametrize("journal_mode", ["WAL", "DELETE"])
+def test_a_writer_kept_out_past_the_busy_timeout_fails_rather_than_waits_on(
+    tmp_path: Path, journal_mode: str
+) -> None:
+    # The request it records is then refused: no audit row, no request.
+    path = tmp_path / "audit.db"
+    store = SqliteAuditStore.open(path, journal_mode=journal_mode, busy_timeout_ms=300)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's write that does not end
+
+    with pytest.raises(AuditUnavailableError):
+        store.record(make_record(1))
+
+    other.execute("ROLLBACK")
+    store.record(make_record(2))  # once the lock is free, the next write succeeds
+    assert [row["request_body"] for row in store.query(AuditQuery())] == ['{"n": 2}']
+    other.close()
+    store.close()
+
+
+def test_a_new_database_is_switched_to_wal_once_another_openers_write_ends(
+    tmp_path: Path,
+) -> None:
+    # Several functions starting at once on a new database: one is migrating it (a write
+    # transaction in the default rollback journal) while another opens it in WAL mode. SQLite
+    # answers that switch with "database is locked" at once, busy timeout or not.
+    path = tmp_path / "audit.db"
+    migrating = sqlite3.connect(path, isolation_level=None)
+    migrating.execute("BEGIN IMMEDIATE")
+    migrating.execute("CREATE TABLE first_migration (x)")
+    opened: list[SqliteAuditStore] = []
+    failures: list[BaseException] = []
+
+    def open_in_wal_mode() -> None:
+        try:
+            opened.append(SqliteAuditStore.open(path, journal_mode="WAL"))
+        except BaseException as exc:  # reported by the assertions below
+            failures.append(exc)
+
+    opener = threading.Thread(target=open_in_wal_mode)
+    opener.start()
+    opener.join(timeout=0.3)  # waiting for the write to end, not failed
+    waited = opener.is_alive()
+    migrating.execute("COMMIT")
+    opener.join(timeout=30)
+
+    assert failures == []
+    assert waited
+    (store,) = opened
+    assert store.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    store.record(make_record(1))
+    assert len(list(store.query(AuditQuery()))) == 1
+    store.close()
+    migrating.close()
+
+
+def test_an_open_kept_from_switching_to_wal_past_the_busy_timeout_fails(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE t (x)")  # a write that does not end
+
+    with pytest.raises(AuditUnavailableError):
+        SqliteAuditStore.open(path, journal_mode="WAL", busy_timeout_ms=300)
+
+    other.execute("ROLLBACK")
+    other.close()

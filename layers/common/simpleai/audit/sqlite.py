@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -82,7 +83,7 @@ class SqliteAuditStore:
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if journal_mode is not None:
-                conn.execute(f"PRAGMA journal_mode = {journal_mode}")
+                _set_journal_mode(conn, journal_mode, busy_timeout_ms / 1000)
             # FULL by default in every mode: with WAL, NORMAL lets a power cut or OS crash take
             # back records whose responses have already left (an application crash loses
             # nothing). It saves the fsync, about 0.5 ms a write here (AUDIT_SYNCHRONOUS).
@@ -239,6 +240,31 @@ class SqliteAuditStore:
                     self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+
+JOURNAL_MODE_RETRY_SECONDS = 0.005
+
+
+def _set_journal_mode(conn: sqlite3.Connection, mode: str, busy_timeout: float) -> None:
+    """`PRAGMA journal_mode = mode`, unless the file has it already, waiting out other writers.
+
+    SQLite answers a switch that another connection's write transaction blocks with "database
+    is locked" at once, without waiting out the busy timeout: so when several functions start
+    at once on a new database (one migrating it, another switching it to WAL), the switch is
+    tried again until the busy timeout. Before, about one open in thirty failed that way when
+    eight started together, and the requests they were serving were refused."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        (current,) = conn.execute("PRAGMA journal_mode").fetchone()
+        if str(current).lower() == mode.lower():
+            return
+        try:
+            conn.execute(f"PRAGMA journal_mode = {mode}")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(JOURNAL_MODE_RETRY_SECONDS)
 
 
 def _where(query: AuditQuery) -> tuple[str, list[Any]]:
