@@ -53,7 +53,11 @@ def _local_api(context: Setup) -> list[Result]:
         added = latency.measure(api.url, fast.url, context.ollama_url, context.token, database)
     with context.local_api(database, workers=LOCAL_API_WORKERS) as api:
         latency.add_local_api_share(added, api.url, context.issuer, context.workdir)
-        loaded = load.measure(api.url, context.token, database, workers=LOCAL_API_WORKERS)
+    # The load starts on a new database with workers that have not opened it yet, as a new
+    # deployment meets its first burst: all of them open and migrate it at once.
+    loaded_database = context.workdir / "load.db"
+    with context.local_api(loaded_database, workers=LOCAL_API_WORKERS) as api:
+        loaded = load.measure(api.url, context.token, loaded_database, workers=LOCAL_API_WORKERS)
     return [added, loaded]
 
 
