@@ -17,9 +17,10 @@ WRITES_EACH = 250
 
 
 def write_records(path: str, journal_mode: str, writes: int, worker: int, start: Any) -> None:
-    """One writer process: open the store as a cold function would, wait for the others, write."""
-    store = SqliteAuditStore.open(Path(path), journal_mode=journal_mode)
+    """One writer process: released with the others, it opens the store as a cold function
+    would (the first of them creating and migrating it) and writes."""
     start.wait(timeout=60)
+    store = SqliteAuditStore.open(Path(path), journal_mode=journal_mode)
     for number in range(writes):
         store.record(
             AuditRecord(
@@ -41,8 +42,9 @@ def write_records(path: str, journal_mode: str, writes: int, worker: int, start:
 def test_eight_processes_writing_at_once_lose_nothing_and_keep_a_valid_chain(
     tmp_path: Path, journal_mode: str, writes_each: int
 ) -> None:
-    # GIVEN an empty database and 8 processes released together (spawned, not forked: each
-    # starts cold, migrations included, like 8 Lambda execution environments)
+    # GIVEN no database yet and 8 processes released together (spawned, not forked: each
+    # starts cold and opens it, migrations included, like 8 Lambda execution environments
+    # started by one burst; opening at once is what once failed a switch to WAL)
     path = tmp_path / "audit.db"
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(PROCESSES)
