@@ -218,7 +218,7 @@ class Worker:
         selector = self._selector
         selector.register(self._listener, selectors.EVENT_READ, "listener")
         selector.register(self._stop_fd, selectors.EVENT_READ, "stop")
-        self._held()  # a worker replacing one that died: its connections died with it
+        self._publish_count()  # a worker replacing one that died: its connections died with it
         try:
             while True:
                 deferring = self._deferring_until > 0
@@ -260,7 +260,8 @@ class Worker:
         if patience_over:
             self._accept()  # a no-op if nothing waits
 
-    def _held(self) -> None:
+    def _publish_count(self) -> None:
+        """Tell the other workers how many connections this one holds."""
         if self._holdings is not None:
             self._holdings.hold(self._number, len(self._clients))
 
@@ -278,14 +279,14 @@ class Worker:
         client = _Client(sock, peer)
         self._clients[sock.fileno()] = client
         self._selector.register(sock, selectors.EVENT_READ, client)
-        self._held()
+        self._publish_count()
 
     def _close(self, client: _Client) -> None:
         self._clients.pop(client.sock.fileno(), None)
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(client.sock)
         client.sock.close()
-        self._held()
+        self._publish_count()
 
     def _close_idle(self) -> None:
         deadline = time.monotonic() - IDLE_TIMEOUT_SECONDS
