@@ -316,8 +316,11 @@ def test_connections_opened_at_once_are_spread_evenly_over_the_workers(
 
 
 def test_a_worker_takes_more_than_its_share_when_the_others_are_all_busy(
-    serve: Callable[..., str], tmp_path: Path
+    serve: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Patience long enough that the first two connections surely go one to each worker, even
+    # on a busy machine; the last one below waits it out.
+    monkeypatch.setattr(http11, "ACCEPT_PATIENCE_SECONDS", 1.0)
     url = serve(processes=False, workers=2)
     release = tmp_path / "release"
     idle = http.client.HTTPConnection(*address(url), timeout=10)
