@@ -1,8 +1,9 @@
 """6. Load: concurrent clients sending a fixed number of completions through the local API.
 
-The clients are a lean HTTP/1.1 loop (one prepared request, answers parsed by httptools), not
-httpx: on two cores, 64 httpx clients in one process used a whole core (2-5 ms of CPU a request,
-more than the gateway's own), so they, not the gateway, set the throughput and the latencies."""
+The clients send through the gateway's own lean HTTP/1.1 transport (simpleai/transport.py: one
+keep-alive connection, answers parsed by httptools), not httpx's client: on two cores, 64 httpx
+clients in one process used a whole core (2-5 ms of CPU a request, more than the gateway's
+own), so they, not the gateway, set the throughput and the latencies."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import httptools
+import httpx
 
 from benchmarks.report import Result, Verdict, ms
 from benchmarks.requests import audit_row_count, bearer, openai_body
 from benchmarks.stats import Summary
+from simpleai.transport import Http11Transport, Timeouts
 
 PATH = "/v1/chat/completions"
-TIMEOUT_SECONDS = 60.0
+TIMEOUTS = Timeouts(connect=60.0, read=60.0, write=60.0)
 
 
 def measure(
@@ -54,10 +55,10 @@ def measure(
             f"{workers}` (auth, translation and audit on) to the Ollama stand-in; every answer "
             "is checked to be a 200 chat completion. The local API starts on a new audit "
             "database, which its workers open and migrate together with the first requests, "
-            "as a new deployment's first burst does. The clients write one prepared request "
-            "and parse answers with httptools, so that they cost little next to the gateway "
-            "(httpx cost more than it). Client, gateway and stand-in share the machine's "
-            "cores; latencies include the client's own queueing."
+            "as a new deployment's first burst does. The clients send through the gateway's "
+            "own HTTP/1.1 transport (simpleai/transport.py), so that they cost little next to "
+            "the gateway (httpx's client cost more than it). Client, gateway and stand-in "
+            "share the machine's cores; latencies include the client's own queueing."
         ),
         target="zero errors and zero lost audit rows under load",
         measured=f"{errors} errors, {done - rows} rows lost",
@@ -91,36 +92,28 @@ async def _run(
     errors = 0
     remaining = requests
     deadline = time.monotonic() + budget_seconds
-    url = urlsplit(api_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    request = _request(f"{host}:{port}", token)
+    body = json.dumps(openai_body()).encode()
 
     async def client() -> None:
         nonlocal remaining, errors
-        connection: _Connection | None = None
-        while remaining > 0 and time.monotonic() < deadline:
-            remaining -= 1
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(TIMEOUT_SECONDS):  # a TimeoutError is an OSError
-                    if connection is None:
-                        connection = _Connection(*await asyncio.open_connection(host, port))
-                    status, body, keep_alive = await connection.exchange(request)
-            except (OSError, EOFError, httptools.HttpParserError):
-                errors += 1
-                if connection is not None:
-                    connection.close()
-                connection = None
-                continue
-            if not keep_alive:
-                connection.close()
-                connection = None
-            if status == 200 and _is_completion(body):
-                latencies.append((time.perf_counter() - started) * 1000)
-            else:
-                errors += 1
-        if connection is not None:
-            connection.close()
+        # One keep-alive connection per client (the transport reconnects if it closes).
+        transport = Http11Transport(api_url, headers=bearer(token), max_idle=1)
+        try:
+            while remaining > 0 and time.monotonic() < deadline:
+                remaining -= 1
+                started = time.perf_counter()
+                try:
+                    response = await transport.request("POST", PATH, body, TIMEOUTS)
+                    answer = await response.read()
+                except httpx.TransportError:
+                    errors += 1
+                    continue
+                if response.status == 200 and _is_completion(answer):
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    errors += 1
+        finally:
+            await transport.aclose()
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -134,41 +127,3 @@ def _is_completion(body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(answer, dict) and answer.get("object") == "chat.completion"
-
-
-def _request(host: str, token: str) -> bytes:
-    body = json.dumps(openai_body()).encode()
-    head = [f"POST {PATH} HTTP/1.1", f"Host: {host}", "Content-Type: application/json"]
-    head += [f"{name}: {value}" for name, value in bearer(token).items()]
-    head.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-class _Connection:
-    """One keep-alive connection: a request written, its answer read to the end."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.body: list[bytes] = []
-        self.complete = False
-        self.parser = httptools.HttpResponseParser(self)
-
-    def on_body(self, data: bytes) -> None:  # httptools callbacks
-        self.body.append(data)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-    async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
-        self.body, self.complete = [], False
-        self.writer.write(request)
-        while not self.complete:
-            data = await self.reader.read(65536)
-            if not data:
-                raise EOFError("the local API closed the connection")
-            self.parser.feed_data(data)
-        return self.parser.get_status_code(), b"".join(self.body), self.parser.should_keep_alive()
-
-    def close(self) -> None:
-        self.writer.close()
