@@ -16,12 +16,14 @@ from benchmarks.inprocess import handlers_in_process
 from benchmarks.report import Result, Verdict, ms
 from benchmarks.requests import audit_row_count, bearer, ollama_body, openai_body
 from benchmarks.servers import AUDIENCE, ROOT
-from benchmarks.stats import Paired, Summary, interleaved_samples, paired_samples
+from benchmarks.stats import Paired, Summary, paired_in_blocks, paired_samples
 from localapi.events import HttpRequest, build_event, context_for
 from localapi.template import load_handler, read_application
 from simpleai.settings import Settings
 
 TARGET_MEDIAN_MS = 1.5
+# Rounds of one local API before the other takes its turn (paired_in_blocks).
+BLOCK_ROUNDS = 20
 
 
 def measure(
@@ -36,16 +38,16 @@ def measure(
     budget_seconds: float = 90.0,
 ) -> Result:
     """`api_url` is the local API with the default durability; `relaxed_url` one with
-    `AUDIT_SYNCHRONOUS=NORMAL`, measured in the same rounds so that the two compare."""
+    `AUDIT_SYNCHRONOUS=NORMAL`, measured in blocks that take turns with the first's, so that
+    the two compare."""
     rows_before = audit_row_count(database)
-    samples, errors = _interleaved(
-        api_url, relaxed_url, ollama_url, token, count, warmup, budget_seconds
-    )
+    paired = _in_blocks(api_url, relaxed_url, ollama_url, token, count, warmup, budget_seconds)
     rows = audit_row_count(database) - rows_before
-    gateway_ms, relaxed_ms, direct_ms = samples["gateway"], samples["relaxed"], samples["direct"]
-    added = Paired(gateway_ms, direct_ms).added()
-    relaxed = Paired(relaxed_ms, direct_ms).added()
-    sent = warmup + len(gateway_ms) + errors
+    gateway_ms, direct_ms = paired["gateway"].gateway_ms, paired["gateway"].direct_ms
+    added = paired["gateway"].added()
+    relaxed = paired["relaxed"].added()
+    errors = paired["gateway"].errors + paired["relaxed"].errors
+    sent = warmup + len(gateway_ms) + paired["gateway"].errors
     gateway_summary = Summary.of(gateway_ms)
     direct_summary = Summary.of(direct_ms)
 
@@ -56,10 +58,11 @@ def measure(
             f"{added.count} rounds, one request at a time over keep-alive connections (after "
             f"{warmup} warm-up rounds): `POST /v1/chat/completions` through `python -m "
             "localapi` (token verified against the OIDC provider's JWKS, request translated, "
-            "audit row written to SQLite before the answer leaves), the same through a second "
-            "local API with `AUDIT_SYNCHRONOUS=NORMAL`, and the same conversation as "
-            "`POST /api/chat` straight to the Ollama stand-in. The order is shuffled every "
-            "round; each figure is the per-round difference to the straight request. The local "
+            "audit row written to SQLite before the answer leaves) and the same conversation as "
+            "`POST /api/chat` straight to the Ollama stand-in, in an order shuffled every "
+            "round; each figure is the per-round difference to the straight request. As many "
+            "rounds pair a second local API, with `AUDIT_SYNCHRONOUS=NORMAL`, with the straight "
+            f"request; the two kinds take turns in blocks of {BLOCK_ROUNDS} rounds. The local "
             "API's own work (its HTTP/1.1 server and building the API Gateway event, in the "
             "worker process that then calls the handler) is included: API Gateway and Lambda's "
             "runtime replace it in AWS."
@@ -90,14 +93,14 @@ def measure(
     result.notes.append(
         "The target is judged on the default, `AUDIT_SYNCHRONOUS=FULL` (each audit commit "
         "waits for the disk, so an answered request's record survives a power cut). The "
-        "`NORMAL` row comes from the same rounds, through the second local API (no fsync at "
-        "commit; an application crash still loses nothing): the difference is what this "
-        "machine's disk charges for the guarantee."
+        "`NORMAL` row comes from the second local API's blocks of rounds, taken in turn with "
+        "the first's (no fsync at commit; an application crash still loses nothing): the "
+        "difference is what this machine's disk charges for the guarantee."
     )
     return result
 
 
-def _interleaved(
+def _in_blocks(
     api_url: str,
     relaxed_url: str,
     ollama_url: str,
@@ -105,8 +108,8 @@ def _interleaved(
     count: int,
     warmup: int,
     budget_seconds: float,
-) -> tuple[dict[str, list[float]], int]:
-    """Chat completions through both local APIs and straight to the stand-in, interleaved."""
+) -> dict[str, Paired]:
+    """Chat completions through each local API, paired with the same straight to the stand-in."""
     with (
         client(base_url=api_url, headers=bearer(token), timeout=30) as gateway,
         client(base_url=relaxed_url, headers=bearer(token), timeout=30) as relaxed,
@@ -132,9 +135,11 @@ def _interleaved(
                 raise RuntimeError(f"the stand-in answered {response.status_code}")
             return elapsed
 
-        return interleaved_samples(
-            {"gateway": through(gateway), "relaxed": through(relaxed), "direct": straight},
+        return paired_in_blocks(
+            {"gateway": through(gateway), "relaxed": through(relaxed)},
+            straight,
             count=count,
+            block=BLOCK_ROUNDS,
             warmup=warmup,
             budget_seconds=budget_seconds,
             failures=(RuntimeError, httpx.HTTPError),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -92,3 +93,43 @@ def test_steal_is_the_hypervisors_share_of_all_cpu_time() -> None:
 
     assert steal_share(before, after) == "13.3%"
     assert steal_share(None, after) == "unknown"
+
+
+def test_paired_in_blocks_pairs_each_side_with_the_straight_request_in_turns() -> None:
+    from benchmarks.stats import paired_in_blocks
+
+    calls: list[str] = []
+    failing = iter([False] * 12 + [True] + [False] * 100)
+
+    def timed(name: str, elapsed: float) -> Callable[[], float]:
+        def run() -> float:
+            calls.append(name)
+            if name == "b" and next(failing):
+                raise RuntimeError("refused")
+            return elapsed
+
+        return run
+
+    paired = paired_in_blocks(
+        {"a": timed("a", 5.0), "b": timed("b", 3.0)},
+        timed("d", 1.0),
+        count=25,
+        block=10,
+        warmup=2,
+        budget_seconds=60,
+        failures=(RuntimeError,),
+    )
+
+    warm, measured = calls[:8], calls[8:]
+    assert sorted(warm[:4]) == ["a", "a", "d", "d"] and sorted(warm[4:]) == ["b", "b", "d", "d"]
+    sides = [name for name in measured if name != "d"]
+    turns = [list(group) for _, group in itertools.groupby(sides)]
+    # Blocks of 10, 10 and 5 rounds a side (b's failed round among them); when a side goes
+    # last in one turn and first in the next, two of its blocks meet.
+    assert len(turns) >= 3 and all(len(turn) in (5, 10, 15, 20) for turn in turns)
+    assert sides.count("a") == 25 and sides.count("b") == 25
+    assert measured.count("d") in (49, 50)  # once a round, unless b failed before it
+    assert len(paired["a"].gateway_ms) == 25 and paired["a"].errors == 0
+    assert len(paired["b"].gateway_ms) == 24 and paired["b"].errors == 1
+    assert set(paired["b"].gateway_ms) == {3.0} and set(paired["b"].direct_ms) == {1.0}
+    assert paired["a"].added().median == 4.0
