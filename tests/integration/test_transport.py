@@ -97,11 +97,15 @@ async def send(transport: Http11Transport) -> Answer:
     return Answer(response.status, headers, content)
 
 
+async def serving(handler: Handler) -> tuple[Server, Http11Transport]:
+    """A server answering with `handler`, and a transport to it."""
+    server = Server(handler)
+    return server, Http11Transport(await server.start())
+
+
 def test_one_connection_serves_request_after_request() -> None:
     async def scenario() -> None:
-        server = Server(keep_answering)
-        url = await server.start()
-        transport = Http11Transport(url)
+        server, transport = await serving(keep_answering)
         for _ in range(3):
             response = await send(transport)
             assert (response.status, response.json()) == (200, {"ok": True})
@@ -118,9 +122,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
         await writer.drain()  # then hang up, as a server's idle timeout does
 
     async def scenario() -> None:
-        server = Server(answer_once)
-        url = await server.start()
-        transport = Http11Transport(url)
+        server, transport = await serving(answer_once)
         await send(transport)
         await asyncio.sleep(0.05)
         response = await send(transport)
@@ -173,9 +175,7 @@ def test_connection_close_in_an_answer_is_honoured() -> None:
             await writer.drain()
 
     async def scenario() -> None:
-        server = Server(answer_closing)
-        url = await server.start()
-        transport = Http11Transport(url)
+        server, transport = await serving(answer_closing)
         await send(transport)
         await send(transport)
         assert server.connections == 2
@@ -196,9 +196,7 @@ def test_a_chunked_body_arrives_chunk_by_chunk_and_the_connection_is_kept() -> N
             await writer.drain()
 
     async def scenario() -> None:
-        server = Server(stream)
-        url = await server.start()
-        transport = Http11Transport(url)
+        server, transport = await serving(stream)
         response = await start(transport)
         chunks = aiter(response.body)
         assert await anext(chunks) == b'{"a":1}\n'  # before the server sends the rest
@@ -213,9 +211,7 @@ def test_a_chunked_body_arrives_chunk_by_chunk_and_the_connection_is_kept() -> N
 
 def test_a_body_left_unread_closes_its_connection() -> None:
     async def scenario() -> None:
-        server = Server(keep_answering)
-        url = await server.start()
-        transport = Http11Transport(url)
+        server, transport = await serving(keep_answering)
         response = await start(transport)
         await response.aclose()
         await send(transport)
@@ -319,9 +315,7 @@ def test_an_answer_after_informational_ones_with_a_body_up_to_the_close() -> Non
         writer.write(b"true}")  # no length, no chunks: the body ends where the server closes
 
     async def scenario() -> None:
-        server = Server(old_style)
-        url = await server.start()
-        transport = Http11Transport(url)
+        server, transport = await serving(old_style)
         response = await send(transport)
         assert (response.status, response.json()) == (200, {"ok": True})
         assert response.headers[b"content-type"] == b"application/json"
@@ -366,9 +360,7 @@ def test_a_head_answer_ends_with_its_head() -> None:
             await writer.drain()
 
     async def scenario() -> None:
-        server = Server(head_answers)
-        url = await server.start()
-        transport = Http11Transport(url)
+        server, transport = await serving(head_answers)
         for _ in range(2):
             response = await transport.request("HEAD", "/api/tags", None, TIMEOUTS)
             assert (response.status, await response.read()) == (200, b"")
@@ -384,9 +376,7 @@ def test_bytes_after_a_whole_answer_keep_its_connection_from_reuse() -> None:
             await writer.drain()
 
     async def scenario() -> None:
-        server = Server(chatty)
-        url = await server.start()
-        transport = Http11Transport(url)
+        server, transport = await serving(chatty)
         assert (await send(transport)).content == b"{}"
         assert (await send(transport)).content == b"{}"
         assert server.connections == 2
