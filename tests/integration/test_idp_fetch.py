@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from simpleai.runtime import JsonFetcher
+from tests.support.tls import self_signed, trusting
 
 
 class Documents(ThreadingHTTPServer):
@@ -22,7 +25,12 @@ class Documents(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, *, close_after_each: bool = False, status: int = 200, gzip_if_asked: bool = False
+        self,
+        *,
+        close_after_each: bool = False,
+        status: int = 200,
+        gzip_if_asked: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.connections = 0
         self.request_lines: list[str] = []
@@ -58,11 +66,15 @@ class Documents(ThreadingHTTPServer):
                 pass
 
         super().__init__(("127.0.0.1", 0), Handler)
+        self.scheme = "http"
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
 
 @pytest.fixture(autouse=True)
@@ -158,3 +170,19 @@ def test_the_proxy_the_environment_names_is_used(
     # THEN the request went to the proxy, in the absolute form a proxy is sent
     assert answer == {"path": "http://idp.invalid/jwks"}
     assert documents.request_lines == ["GET http://idp.invalid/jwks HTTP/1.1"]
+
+
+def test_a_provider_behind_an_internal_ca_is_trusted_once_ssl_cert_file_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certified = self_signed(tmp_path)
+    provider = Documents(tls=certified.server)
+    try:
+        trusting(monkeypatch, None)  # certifi's bundle does not know this CA
+        with pytest.raises(OSError, match=r"GET https://.* failed: ConnectError"):
+            JsonFetcher()(provider.url + "/jwks")
+
+        trusting(monkeypatch, certified.ca_file)
+        assert JsonFetcher()(provider.url + "/jwks") == {"path": "/jwks"}
+    finally:
+        provider.shutdown()

@@ -4,8 +4,6 @@ what real servers do to a client: keep connections, close them, stall, hang up, 
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -18,12 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from simpleai.runtime import tls_context
 from simpleai.transport import Http11Transport, Timeouts, UpstreamResponse
+from tests.support.tls import self_signed, trusting
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 TIMEOUTS = Timeouts(connect=2.0, read=2.0, write=2.0)
@@ -385,12 +381,12 @@ def test_bytes_after_a_whole_answer_keep_its_connection_from_reuse() -> None:
 
 
 def test_https_is_spoken_and_the_certificate_checked(tmp_path: Path) -> None:
-    server_context, trusting = _tls_pair(tmp_path)
+    certified = self_signed(tmp_path)
 
     async def scenario() -> None:
         server = Server(keep_answering)
-        url = await server.start(server_context)
-        response = await send(Http11Transport(url, ssl_context=trusting))
+        url = await server.start(certified.server)
+        response = await send(Http11Transport(url, ssl_context=certified.client()))
         assert response.json() == {"ok": True}
         with pytest.raises(httpx.ConnectError):  # the system's CAs do not know this one
             await send(Http11Transport(url, ssl_context=ssl.create_default_context()))
@@ -398,37 +394,29 @@ def test_https_is_spoken_and_the_certificate_checked(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def _tls_pair(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client context
-    that trusts exactly that certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert_file, key_file)
-    client = ssl.create_default_context(cafile=str(cert_file))
-    return server, client
+def test_an_ollama_behind_an_internal_ca_is_trusted_once_ssl_cert_file_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The context the gateway gives its Ollama transport (runtime.tls_context), and the one a
+    transport built without a context falls back to, are the same: certifi's bundle unless
+    SSL_CERT_FILE names other CAs."""
+    certified = self_signed(tmp_path)
+
+    async def scenario() -> None:
+        server = Server(keep_answering)
+        url = await server.start(certified.server)
+
+        trusting(monkeypatch, None)
+        for refused in (Http11Transport(url, ssl_context=tls_context(url)), Http11Transport(url)):
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await send(refused)
+
+        trusting(monkeypatch, certified.ca_file)
+        for trusted in (Http11Transport(url, ssl_context=tls_context(url)), Http11Transport(url)):
+            assert (await send(trusted)).json() == {"ok": True}
+
+        trusting(monkeypatch, tmp_path / "missing.pem")
+        with pytest.raises(httpx.ConnectError, match=r"SSL_CERT_FILE=.*missing\.pem"):
+            await send(Http11Transport(url))
+
+    asyncio.run(scenario())

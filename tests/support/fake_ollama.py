@@ -16,6 +16,7 @@ import argparse
 import base64
 import binascii
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -70,8 +71,13 @@ class Model:
 
 class FakeOllama:
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, models: list[Model] | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        models: list[Model] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """With `tls`, a server context, it speaks https, as an Ollama behind a TLS proxy."""
         self.models = (
             models if models is not None else [Model("llama3.2:latest"), Model("llava:latest")]
         )
@@ -82,12 +88,16 @@ class FakeOllama:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def start(self) -> FakeOllama:
         self._thread = threading.Thread(

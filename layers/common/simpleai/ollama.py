@@ -9,6 +9,7 @@ objects are built around them. Transport failures and Ollama's `{"error": "..."}
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -21,6 +22,7 @@ from simpleai.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from simpleai.tls import CaBundleError
 from simpleai.transport import Timeouts, Transport, UpstreamResponse
 
 
@@ -87,12 +89,25 @@ class OllamaClient:
         if isinstance(exc, httpx.TimeoutException):
             return UpstreamTimeoutError(f"Ollama at {self.base_url} did not answer in time.")
         if isinstance(exc, httpx.ConnectError):
-            return UpstreamError(
-                f"Ollama at {self.base_url} cannot be reached (connection refused or no route)."
-            )
+            return UpstreamError(f"Ollama at {self.base_url} cannot be reached: {_why(exc)}.")
         return UpstreamError(
             f"The connection to Ollama at {self.base_url} failed: {type(exc).__name__}."
         )
+
+
+def _why(failure: httpx.ConnectError) -> str:
+    """Why a connection could not be made, in terms the operator can act on."""
+    cause = failure.__cause__
+    if isinstance(cause, CaBundleError):
+        return "the CA bundle SSL_CERT_FILE or SSL_CERT_DIR names cannot be loaded"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return (
+            "its TLS certificate is not trusted (the gateway trusts certifi's CAs, or those "
+            "SSL_CERT_FILE names)"
+        )
+    if isinstance(cause, ssl.SSLError):
+        return "the TLS handshake failed"
+    return "connection refused or no route"
 
 
 def _json(body: dict[str, Any]) -> bytes:

@@ -13,7 +13,6 @@ import threading
 import urllib.request
 from dataclasses import dataclass
 
-import certifi
 import httpx
 
 from simpleai import __version__
@@ -24,6 +23,7 @@ from simpleai.observability import logger
 from simpleai.ollama import OllamaClient
 from simpleai.resilience import CircuitBreaker, ResilientTransport, RetryPolicy
 from simpleai.settings import Settings
+from simpleai.tls import verifying_context
 from simpleai.transport import Connect, Http11Transport, Timeouts
 
 USER_AGENT = f"simpleai-gateway/{__version__}"
@@ -101,7 +101,8 @@ def _build(config: Settings) -> Components:
         Http11Transport(
             config.ollama_base_url,
             headers={"User-Agent": USER_AGENT, **config.ollama_headers},
-            ssl_context=tls_context(config.ollama_base_url),
+            # https is verified with tls.verifying_context(), built on the first connection,
+            # where a CA bundle that cannot be loaded is a failed connection (a 502 saying so).
             max_idle=8,
             keepalive_expiry=60,
             connect=_ollama_connect,
@@ -199,20 +200,9 @@ def _proxy_configured() -> bool:
     return bool({"http", "https", "all"} & set(urllib.request.getproxies()))
 
 
-_ssl_context: ssl.SSLContext | None = None
-
-
 def tls_context(url: str) -> ssl.SSLContext | None:
-    """What a client for `url` verifies TLS with: the certifi bundle's context, or None.
-
-    A client for a plain http:// URL gets no TLS context at all: building one loads the CA
-    bundle, 40 to 120 ms of every cold start, for connections that never use it. Clients for
-    https:// URLs share one context, built once per process.
-    """
-    global _ssl_context
+    """What a client for `url` verifies TLS with: the process's context (simpleai/tls.py), or
+    None for a plain http:// URL, so that such a client never loads a CA bundle."""
     if url.startswith("http://"):
         return None
-    with _lock:
-        if _ssl_context is None:
-            _ssl_context = ssl.create_default_context(cafile=certifi.where())
-        return _ssl_context
+    return verifying_context()

@@ -36,6 +36,8 @@ from urllib.parse import quote, urlsplit
 import httptools
 import httpx
 
+from simpleai.tls import verifying_context
+
 READ_SIZE = 64 * 1024
 
 # RFC 9110: a method and a header name are tokens; a header value holds no CR, LF, NUL or other
@@ -197,8 +199,7 @@ class Http11Transport:
 
     async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._secure and self._ssl_context is None:
-            # Built once, on the first https connection: loading the CA bundle takes 40-120 ms.
-            self._ssl_context = ssl.create_default_context()
+            self._ssl_context = verifying_context()
         return await asyncio.open_connection(
             self._host,
             self._port,

@@ -22,6 +22,8 @@ import threading
 
 import httpx
 
+from simpleai.tls import verifying_context
+
 
 class StdlibTransport(httpx.BaseTransport):
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
@@ -92,9 +94,7 @@ class StdlibTransport(httpx.BaseTransport):
         scheme, host, port = key
         if scheme == "https":
             if self._ssl_context is None:
-                # Built once, on the first https connection, as the Ollama transport does:
-                # loading the CA bundle takes 40-120 ms.
-                self._ssl_context = ssl.create_default_context()
+                self._ssl_context = verifying_context()
             return http.client.HTTPSConnection(
                 host, port, timeout=timeout, context=self._ssl_context
             )
