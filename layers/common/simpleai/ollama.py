@@ -23,6 +23,7 @@ from simpleai.errors import (
     UpstreamTimeoutError,
 )
 from simpleai.tls import CaBundleError
+from simpleai.translate.types import Base64Image
 from simpleai.transport import Timeouts, Transport, UpstreamResponse
 
 
@@ -111,8 +112,40 @@ def _why(failure: httpx.ConnectError) -> str:
 
 
 def _json(body: dict[str, Any]) -> bytes:
-    """The request body as compact UTF-8 JSON (no NaN: Ollama could not read it)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    """Compact, strict JSON, as Ollama reads it. A message's checked images (`Base64Image`) go
+    in as they are: the encoder scanned a 4 MiB photo's base64 for characters to escape, ~10 ms
+    of the request, and there are none. Any other image is encoded as usual."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not any(map(_spliced, messages)):
+        return _compact(body).encode()
+    rest = _compact({name: value for name, value in body.items() if name != "messages"})
+    pieces = [rest[:-1], ',"messages":[' if len(rest) > 2 else '"messages":[']
+    for index, message in enumerate(messages):
+        if index:
+            pieces.append(",")
+        if not _spliced(message):
+            pieces.append(_compact(message))
+            continue
+        others = _compact({name: value for name, value in message.items() if name != "images"})
+        pieces += [others[:-1], ',"images":["' if len(others) > 2 else '"images":["']
+        pieces += ['","'.join(message["images"]), '"]}']
+    pieces.append("]}")
+    return "".join(pieces).encode()
+
+
+def _spliced(message: object) -> bool:
+    """Whether `message` holds images that all go into the JSON as they are."""
+    images = message.get("images") if isinstance(message, dict) else None
+    return (
+        isinstance(images, list)
+        and bool(images)
+        and all(type(image) is Base64Image for image in images)
+    )
+
+
+def _compact(value: object) -> str:
+    """No NaN or Infinity: strict JSON, which Ollama could not read otherwise."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _status_error(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simpleai.errors import InvalidRequestError
-from simpleai.translate.types import JSON
+from simpleai.translate.types import JSON, Base64Image
 
 ROLES = {
     "system": "system",
@@ -145,10 +145,10 @@ def _to_ollama_message(message: Any, param: str, tool_names: dict[str, str]) -> 
     return result
 
 
-def _parts(parts: list[Any], param: str) -> tuple[str, list[str]]:
+def _parts(parts: list[Any], param: str) -> tuple[str, list[Base64Image]]:
     """Content parts -> (text parts joined by newlines, raw base64 images)."""
     texts: list[str] = []
-    images: list[str] = []
+    images: list[Base64Image] = []
     for index, part in enumerate(parts):
         where = f"{param}[{index}]"
         kind = part.get("type") if isinstance(part, dict) else None
@@ -164,7 +164,7 @@ def _parts(parts: list[Any], param: str) -> tuple[str, list[str]]:
     return "\n".join(texts), images
 
 
-def _image(image_url: Any, param: str) -> str:
+def _image(image_url: Any, param: str) -> Base64Image:
     url = image_url.get("url") if isinstance(image_url, dict) else image_url
     if not isinstance(url, str):
         raise _invalid(f"{param}.url", "must be a string")
@@ -181,7 +181,7 @@ def _image(image_url: Any, param: str) -> str:
     data = found.group(2)
     if not _is_base64(data):
         raise _invalid(f"{param}.url", "does not hold valid base64 image data")
-    return data
+    return Base64Image(data)
 
 
 BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
