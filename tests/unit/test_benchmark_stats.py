@@ -44,6 +44,23 @@ def test_summary_of_a_skewed_sample() -> None:
     assert summary.mean == pytest.approx(2.48)
 
 
+class Paths:
+    """Timed paths that note each call; path "b" fails on its call numbered `b_fails_on_call`."""
+
+    def __init__(self, b_fails_on_call: int) -> None:
+        self.calls: list[str] = []
+        self._fails_on = b_fails_on_call
+
+    def timed(self, name: str, elapsed: float) -> Callable[[], float]:
+        def run() -> float:
+            self.calls.append(name)
+            if name == "b" and self.calls.count("b") == self._fails_on:
+                raise RuntimeError("refused")
+            return elapsed
+
+        return run
+
+
 def test_interleaved_samples_shuffle_the_order_and_drop_a_failed_round() -> None:
     import random
 
@@ -56,17 +73,8 @@ def test_interleaved_samples_shuffle_the_order_and_drop_a_failed_round() -> None
             super().shuffle(x)
             self.orders.append(list(x))
 
-    calls: list[str] = []
-    failing = iter([False] * 5 + [True] + [False] * 60)
-
-    def timed(name: str, elapsed: float) -> Callable[[], float]:
-        def run() -> float:
-            calls.append(name)
-            if name == "b" and next(failing):
-                raise RuntimeError("refused")
-            return elapsed
-
-        return run
+    paths = Paths(b_fails_on_call=6)
+    timed, calls = paths.timed, paths.calls
 
     order = Recording(7)
     samples, errors = interleaved_samples(
@@ -98,17 +106,8 @@ def test_steal_is_the_hypervisors_share_of_all_cpu_time() -> None:
 def test_paired_in_blocks_pairs_each_side_with_the_straight_request_in_turns() -> None:
     from benchmarks.stats import paired_in_blocks
 
-    calls: list[str] = []
-    failing = iter([False] * 12 + [True] + [False] * 100)
-
-    def timed(name: str, elapsed: float) -> Callable[[], float]:
-        def run() -> float:
-            calls.append(name)
-            if name == "b" and next(failing):
-                raise RuntimeError("refused")
-            return elapsed
-
-        return run
+    paths = Paths(b_fails_on_call=13)
+    timed, calls = paths.timed, paths.calls
 
     paired = paired_in_blocks(
         {"a": timed("a", 5.0), "b": timed("b", 3.0)},
