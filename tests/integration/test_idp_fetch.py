@@ -179,7 +179,9 @@ def test_a_provider_behind_an_internal_ca_is_trusted_once_ssl_cert_file_names_it
     provider = Documents(tls=certified.server)
     try:
         trusting(monkeypatch, None)  # certifi's bundle does not know this CA
-        with pytest.raises(OSError, match=r"GET https://.* failed: ConnectError"):
+        with pytest.raises(
+            OSError, match=r"GET https://.* failed: ConnectError: .*CERTIFICATE_VERIFY"
+        ):
             JsonFetcher()(provider.url + "/jwks")
 
         trusting(monkeypatch, certified.ca_file)

@@ -174,7 +174,9 @@ class JsonFetcher:
             response.raise_for_status()
             return response.json()
         except httpx.HTTPError as exc:
-            raise OSError(f"GET {url} failed: {type(exc).__name__}") from exc
+            # The cause's text goes to the log (jwks.py): "certificate verify failed" tells
+            # an operator more than the class name. The URLs are the provider's public ones.
+            raise OSError(f"GET {url} failed: {type(exc).__name__}: {exc}") from exc
 
     def _client(self, url: str) -> httpx.Client:
         if self._http is not None:
