@@ -198,12 +198,10 @@ class Http11Transport:
         return _Connection(reader, writer)
 
     async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self._secure and self._ssl_context is None:
-            self._ssl_context = verifying_context()
         return await asyncio.open_connection(
             self._host,
             self._port,
-            ssl=self._ssl_context if self._secure else None,
+            ssl=(self._ssl_context or verifying_context()) if self._secure else None,
             server_hostname=self._host if self._secure else None,
             limit=READ_SIZE,
         )

@@ -93,11 +93,8 @@ class StdlibTransport(httpx.BaseTransport):
     def _open(self, key: tuple[str, str, int], timeout: float | None) -> http.client.HTTPConnection:
         scheme, host, port = key
         if scheme == "https":
-            if self._ssl_context is None:
-                self._ssl_context = verifying_context()
-            return http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=self._ssl_context
-            )
+            context = self._ssl_context or verifying_context()
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
         return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
