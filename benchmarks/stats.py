@@ -48,6 +48,12 @@ class Paired:
     direct_ms: list[float] = field(default_factory=list)
     errors: int = 0
 
+    def extend(self, more: Paired) -> None:
+        """`more`'s rounds after these."""
+        self.gateway_ms.extend(more.gateway_ms)
+        self.direct_ms.extend(more.direct_ms)
+        self.errors += more.errors
+
     def added(self) -> Summary:
         """What the gateway adds, request by request."""
         return Summary.of([g - d for g, d in zip(self.gateway_ms, self.direct_ms, strict=True)])
@@ -112,17 +118,17 @@ def paired_in_blocks(
     paired = {name: Paired() for name in names}
 
     def rounds(name: str, todo: int, warm: int, seconds: float) -> None:
-        samples, errors = interleaved_samples(
-            {"gateway": sides[name], "direct": straight},
-            count=todo,
-            warmup=warm,
-            budget_seconds=seconds,
-            failures=failures,
-            rand=rand,
+        paired[name].extend(
+            paired_samples(
+                sides[name],
+                straight,
+                count=todo,
+                warmup=warm,
+                budget_seconds=seconds,
+                failures=failures,
+                rand=rand,
+            )
         )
-        paired[name].gateway_ms.extend(samples["gateway"])
-        paired[name].direct_ms.extend(samples["direct"])
-        paired[name].errors += errors
 
     def left(name: str) -> int:
         return count - len(paired[name].gateway_ms) - paired[name].errors
@@ -146,6 +152,7 @@ def paired_samples(
     warmup: int,
     budget_seconds: float,
     failures: tuple[type[BaseException], ...],
+    rand: random.Random | None = None,
 ) -> Paired:
     """Both paths `count` times, interleaved in shuffled order (`interleaved_samples`)."""
     samples, errors = interleaved_samples(
@@ -154,5 +161,6 @@ def paired_samples(
         warmup=warmup,
         budget_seconds=budget_seconds,
         failures=failures,
+        rand=rand,
     )
     return Paired(samples["gateway"], samples["direct"], errors)
